@@ -1,0 +1,59 @@
+import { Hono, type Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { requestId } from 'hono/request-id';
+import { timing } from 'hono/timing';
+import { ApiError, errorBody } from '../shared/errors.js';
+import type { ApiDeps, AppEnv } from './deps.js';
+import { limitBody } from './middleware/body.js';
+import { healthRoutes } from './routes/health.js';
+import { jobRoutes } from './routes/jobs.js';
+import { modelRoutes } from './routes/models.js';
+import { predictRoutes } from './routes/predict.js';
+
+function render(c: Context<AppEnv>, err: ApiError): Response {
+  if (err.retryAfterS !== undefined) c.header('Retry-After', String(err.retryAfterS));
+  return c.json(errorBody(err), err.status as 400);
+}
+
+// An HTTPException from hono's own middleware (e.g. a malformed request) keeps its 4xx status.
+function fromHttpException(err: HTTPException): ApiError {
+  if (err.status === 413) return new ApiError('payload_too_large');
+  if (err.status === 415) return new ApiError('unsupported_media_type');
+  if (err.status === 401) return new ApiError('unauthorized');
+  if (err.status >= 400 && err.status < 500) return new ApiError('validation_error', err.message || undefined);
+  return new ApiError('internal_error');
+}
+
+/** Builds the HTTP app: every route, one error renderer. */
+export function createApp(deps: ApiDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>({ strict: false });
+  const { logger } = deps;
+
+  app.use('*', requestId({ limitLength: 200 }));
+  app.use('*', timing({ totalDescription: 'total' }));
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    await next();
+    const ms = Math.round((performance.now() - started) * 100) / 100;
+    logger.debug({ requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, ms }, 'request');
+  });
+  app.on(['POST', 'PUT', 'PATCH'], '*', limitBody(deps.config.MAX_BODY_BYTES));
+
+  app.route('/', healthRoutes(deps));
+  app.route('/', modelRoutes(deps));
+  app.route('/', predictRoutes(deps));
+  app.route('/', jobRoutes(deps));
+
+  app.notFound((c) => render(c, new ApiError('not_found', `No route ${c.req.method} ${c.req.path}.`)));
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return render(c, err);
+    if (err instanceof HTTPException) return render(c, fromHttpException(err));
+    if (deps.redis.status !== 'ready') {
+      logger.warn({ requestId: c.get('requestId'), err: err.message }, 'redis unavailable');
+      return render(c, new ApiError('unavailable', 'Redis is unreachable; retry shortly.', undefined, 1));
+    }
+    logger.error({ requestId: c.get('requestId'), err }, 'unhandled error');
+    return render(c, new ApiError('internal_error'));
+  });
+  return app;
+}

@@ -1,0 +1,122 @@
+import { z } from 'zod';
+
+const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+    .default(def ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const list = z
+  .string()
+  .default('')
+  .transform((v) =>
+    v
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  );
+
+/** Every setting of inferq, read from the environment once and validated. */
+export const ConfigSchema = z.object({
+  /** Redis connection URL (redis:// or rediss://); default redis://127.0.0.1:6379. */
+  REDIS_URL: z
+    .string()
+    .default('redis://127.0.0.1:6379')
+    .refine((v) => /^rediss?:\/\//.test(v), 'must start with redis:// or rediss://'),
+  /** Prefix of every Redis key inferq and BullMQ write; the braces make it a Cluster hash tag. */
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_{}.-]+$/, 'letters, digits, _ . - { } only')
+    .default('{inferq}'),
+  /** Host the API binds to. */
+  HOST: z.string().default('0.0.0.0'),
+  /** Port the API listens on; default 8080. */
+  PORT: int(8080, 0).refine((v) => v <= 65535, 'must be a port number'),
+  /** Folder of the model repository; default ./models. */
+  MODEL_DIR: z.string().min(1).default('models'),
+  /** How many newest versions of each model are served; default 3. */
+  MODEL_VERSIONS_KEPT: int(3, 1),
+  /** Most instances in one online request; default 1000. */
+  MAX_INSTANCES: int(1000, 1),
+  /** Lifetime of a cached prediction, seconds; default 3600 (0 disables the cache). */
+  CACHE_TTL_S: int(3600, 0),
+  /** Lifetime of a finished job and its result, seconds; default 86400. */
+  RESULT_TTL_S: int(86_400, 1),
+  /** How long an online request waits for its result before answering 202, seconds; default 30. */
+  DEFAULT_WAIT_S: int(30, 0),
+  /** Upper bound of `Prefer: wait=N`, seconds; default 60. */
+  MAX_WAIT_S: int(60, 0),
+  /** Largest accepted request body, bytes; default 10 MiB. */
+  MAX_BODY_BYTES: int(10 * 1024 * 1024, 1),
+  /** Most rows of one NDJSON batch upload; default 1,000,000. */
+  MAX_BATCH_ROWS: int(1_000_000, 1),
+  /** Longest NDJSON line, bytes; default 65,536. */
+  MAX_LINE_BYTES: int(65_536, 1),
+  /** Most finished jobs kept per state (completed, failed) whatever their age; default 100000. */
+  RESULT_MAX_JOBS: int(100_000, 1),
+  /** Waiting jobs above which new work is refused with 429 queue_full; 0 = unbounded; default 100000. */
+  MAX_QUEUE_DEPTH: int(100_000, 0),
+  /** Comma-separated API keys; empty = no authentication. */
+  API_KEYS: list,
+  /** Token for /admin/queues; empty = Bull Board off. */
+  ADMIN_TOKEN: z.string().default(''),
+  /** Most rows in one inference batch; default 64. */
+  MAX_BATCH_SIZE: int(64, 1),
+  /** Longest a partial batch waits for more rows, milliseconds; default 2. */
+  MAX_BATCH_DELAY_MS: z.coerce.number().min(0).default(2),
+  /** Jobs one worker process holds at once; default 256. */
+  WORKER_CONCURRENCY: int(256, 1),
+  /** Attempts of a job before it fails (transient errors only); default 3. */
+  JOB_ATTEMPTS: int(3, 1),
+  /** First retry delay of a job, milliseconds, doubled each attempt; default 500. */
+  JOB_BACKOFF_MS: int(500, 0),
+  /** onnxruntime intra-op threads per session; default 1 (measured fastest here). */
+  INTRA_OP_THREADS: int(1, 1),
+  /** Longest graceful shutdown before forced exit, milliseconds; default 30000. */
+  SHUTDOWN_TIMEOUT_MS: int(30_000, 0),
+  /** pino log level. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Log request feature values (off by default: they may be personal data). */
+  LOG_FEATURES: bool(false),
+});
+
+/** Validated, frozen settings. */
+export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+
+/** Raised by loadConfig with every bad variable named. */
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`Invalid configuration:\n  ${issues.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses settings from an environment map; pure, throws ConfigError naming each bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const known = Object.fromEntries(
+    Object.keys(ConfigSchema.shape)
+      .map((k) => [k, env[k]] as const)
+      .filter(([, v]) => v !== undefined && v !== ''),
+  );
+  const parsed = ConfigSchema.safeParse(known);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => {
+        const name = String(i.path[0] ?? '');
+        return `${name}=${JSON.stringify(env[name] ?? '')}: ${i.message}`;
+      }),
+    );
+  }
+  if (parsed.data.MAX_WAIT_S < parsed.data.DEFAULT_WAIT_S) {
+    throw new ConfigError([`MAX_WAIT_S: must be at least DEFAULT_WAIT_S (${parsed.data.DEFAULT_WAIT_S})`]);
+  }
+  return Object.freeze(parsed.data);
+}
+
+/** REDIS_URL with its password replaced, safe to log. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, (_m, auth: string) => {
+    const user = auth.includes(':') ? auth.slice(0, auth.indexOf(':')) : '';
+    return `//${user}:***@`;
+  });
+}

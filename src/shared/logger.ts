@@ -1,0 +1,31 @@
+import { pino, type Logger as PinoLogger } from 'pino';
+
+/** The structured JSON logger every module takes as an argument. */
+export type Logger = PinoLogger;
+
+/** Options of createLogger. */
+export interface LoggerOptions {
+  /** pino level; default info. */
+  level?: string;
+  /** Name of the process role, logged as `service`. */
+  service: string;
+}
+
+/** A pino logger writing JSON lines to stdout, with secrets redacted. */
+export function createLogger(options: LoggerOptions): Logger {
+  return pino({
+    level: options.level ?? 'info',
+    base: { service: options.service, pid: process.pid },
+    redact: {
+      paths: [
+        'req.headers.authorization',
+        'req.headers["x-api-key"]',
+        'headers.authorization',
+        'headers["x-api-key"]',
+        'features',
+        'instances',
+      ],
+      censor: '[redacted]',
+    },
+  });
+}

@@ -1,0 +1,74 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import { formatFailure } from '../shared/errors.js';
+import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
+import type { Logger } from '../shared/logger.js';
+import type { CacheWriter } from './cache-writer.js';
+import type { ModelPool } from './model-pool.js';
+import { ModelOutputError, toInstanceResults } from './results.js';
+
+/** What the job processor needs. */
+export interface ProcessorDeps {
+  pool: ModelPool;
+  /** Absent when the result cache is off. */
+  cache?: CacheWriter;
+  logger: Logger;
+}
+
+function validate(data: PredictJobData, rowSize: number): Float32Array {
+  const { rows, values } = data;
+  if (!Number.isInteger(rows) || rows < 1 || !Array.isArray(values)) {
+    throw new UnrecoverableError(formatFailure('validation_error', 'job payload is malformed'));
+  }
+  // Float32Array.set would zero-pad a short row silently, so widths are checked here too.
+  if (values.length !== rows * rowSize) {
+    throw new UnrecoverableError(
+      formatFailure('validation_error', `expected ${rows * rowSize} values for ${rows} rows, got ${values.length}`),
+    );
+  }
+  if (!values.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    throw new UnrecoverableError(formatFailure('validation_error', 'every value must be a finite number'));
+  }
+  return Float32Array.from(values);
+}
+
+/** Builds the BullMQ processor: job -> batch slot -> per-instance results. */
+export function createProcessor(deps: ProcessorDeps) {
+  return async (job: Job<PredictJobData, PredictJobResult>): Promise<PredictJobResult> => {
+    const data = job.data;
+    const loaded = deps.pool.get(data.model, data.version);
+    if (!loaded) {
+      throw new UnrecoverableError(
+        formatFailure('version_not_found', `model ${data.model} version ${data.version} is not loaded by this worker`),
+      );
+    }
+    const values = validate(data, loaded.model.rowSize);
+    const queueMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
+    const slice = await loaded.batcher.submit(data.rows, values).catch((err: unknown) => {
+      // Transient until proven otherwise: BullMQ retries with backoff, then fails with this text.
+      throw new Error(formatFailure('inference_failed', `Inference failed: ${(err as Error).message}`));
+    });
+    let results;
+    try {
+      results = toInstanceResults(loaded.model, slice.outputs, data.rows, data.format);
+    } catch (err) {
+      if (err instanceof ModelOutputError) {
+        throw new UnrecoverableError(formatFailure('model_output_invalid', `The model produced invalid output: ${err.message}.`));
+      }
+      throw err;
+    }
+    const result: PredictJobResult = {
+      results,
+      jobId: job.id ?? '',
+      queueMs,
+      inferMs: slice.ms,
+      batchSize: slice.batchSize,
+    };
+    if (deps.cache && data.cacheKey) {
+      // A failed cache write costs a future hit, never this result.
+      await deps.cache.write(data.cacheKey, JSON.stringify(result)).catch((err: unknown) => {
+        deps.logger.warn({ err, jobId: job.id }, 'result cache write failed');
+      });
+    }
+    return result;
+  };
+}
