@@ -115,7 +115,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 /** REDIS_URL with its password replaced, safe to log. */
 export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/, (_m, auth: string) => {
+  return url.replace(/\/\/([^/?#]*)@/, (_m, auth: string) => {
     const user = auth.includes(':') ? auth.slice(0, auth.indexOf(':')) : '';
     return `//${user}:***@`;
   });

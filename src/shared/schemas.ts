@@ -7,7 +7,9 @@ const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** One finite number that fits a float32. */
 export const FeatureSchema = z
-  .number({ error: 'must be a number' })
+  .number({
+    error: (issue) => (typeof issue.input === 'number' ? 'must be a finite number' : 'must be a number'),
+  })
   .refine(Number.isFinite, 'must be a finite number')
   .refine((v) => Math.abs(v) <= FLOAT32_MAX, 'is outside the float32 range');
 
