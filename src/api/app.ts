@@ -20,7 +20,8 @@ function fromHttpException(err: HTTPException): ApiError {
   if (err.status === 413) return new ApiError('payload_too_large');
   if (err.status === 415) return new ApiError('unsupported_media_type');
   if (err.status === 401) return new ApiError('unauthorized');
-  if (err.status >= 400 && err.status < 500) return new ApiError('validation_error', err.message || undefined);
+  if (err.status >= 400 && err.status < 500)
+    return new ApiError('validation_error', err.message || undefined);
   return new ApiError('internal_error');
 }
 
@@ -35,7 +36,16 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
     const started = performance.now();
     await next();
     const ms = Math.round((performance.now() - started) * 100) / 100;
-    logger.debug({ requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, ms }, 'request');
+    logger.debug(
+      {
+        requestId: c.get('requestId'),
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms,
+      },
+      'request',
+    );
   });
   app.on(['POST', 'PUT', 'PATCH'], '*', limitBody(deps.config.MAX_BODY_BYTES));
 
@@ -44,13 +54,18 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
   app.route('/', predictRoutes(deps));
   app.route('/', jobRoutes(deps));
 
-  app.notFound((c) => render(c, new ApiError('not_found', `No route ${c.req.method} ${c.req.path}.`)));
+  app.notFound((c) =>
+    render(c, new ApiError('not_found', `No route ${c.req.method} ${c.req.path}.`)),
+  );
   app.onError((err, c) => {
     if (err instanceof ApiError) return render(c, err);
     if (err instanceof HTTPException) return render(c, fromHttpException(err));
     if (deps.redis.status !== 'ready') {
       logger.warn({ requestId: c.get('requestId'), err: err.message }, 'redis unavailable');
-      return render(c, new ApiError('unavailable', 'Redis is unreachable; retry shortly.', undefined, 1));
+      return render(
+        c,
+        new ApiError('unavailable', 'Redis is unreachable; retry shortly.', undefined, 1),
+      );
     }
     logger.error({ requestId: c.get('requestId'), err }, 'unhandled error');
     return render(c, new ApiError('internal_error'));

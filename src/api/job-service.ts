@@ -3,7 +3,12 @@ import { Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../shared/config.js';
 import { ApiError, parseFailure, type JobFailure } from '../shared/errors.js';
-import { PREDICT_JOB, type InstanceResult, type PredictJobData, type PredictJobResult } from '../shared/jobs.js';
+import {
+  PREDICT_JOB,
+  type InstanceResult,
+  type PredictJobData,
+  type PredictJobResult,
+} from '../shared/jobs.js';
 import type { Keys } from '../shared/keys.js';
 import type { JobOutcome, ResultHub } from './results-hub.js';
 
@@ -95,14 +100,22 @@ export class JobService {
   }
 
   /** Submits under an Idempotency-Key: a retried submission gets the first job back. */
-  async submitIdempotent(key: string, options: SubmitOptions): Promise<{ jobId: string; replayed: boolean }> {
+  async submitIdempotent(
+    key: string,
+    options: SubmitOptions,
+  ): Promise<{ jobId: string; replayed: boolean }> {
     const slot = this.keys.idempotency(createHash('sha256').update(key).digest('hex'));
     const reserved = `pending-${randomUUID()}`;
     const ok = await this.redis.set(slot, reserved, 'EX', this.config.RESULT_TTL_S, 'NX');
     if (ok !== 'OK') {
       const existing = await this.redis.get(slot);
       if (existing && !existing.startsWith('pending-')) return { jobId: existing, replayed: true };
-      throw new ApiError('rate_limited', 'A submission with this Idempotency-Key is still being queued.', undefined, 1);
+      throw new ApiError(
+        'rate_limited',
+        'A submission with this Idempotency-Key is still being queued.',
+        undefined,
+        1,
+      );
     }
     try {
       const { jobId } = await this.submit(options);
@@ -132,11 +145,17 @@ export class JobService {
       ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
     };
     if (state === 'completed' && job.returnvalue) {
-      return { ...base, status: 'completed', result: JobService.resultBody(job.returnvalue.results, job.data.single) };
+      return {
+        ...base,
+        status: 'completed',
+        result: JobService.resultBody(job.returnvalue.results, job.data.single),
+      };
     }
-    if (state === 'failed') return { ...base, status: 'failed', error: parseFailure(job.failedReason) };
+    if (state === 'failed')
+      return { ...base, status: 'failed', error: parseFailure(job.failedReason) };
     if (state === 'active') return { ...base, status: 'active' };
-    if (state === 'unknown') throw new ApiError('job_not_found', `Job "${jobId}" does not exist or has expired.`);
+    if (state === 'unknown')
+      throw new ApiError('job_not_found', `Job "${jobId}" does not exist or has expired.`);
     return { ...base, status: state === 'completed' ? 'active' : 'queued' };
   }
 
@@ -144,15 +163,26 @@ export class JobService {
   async cancel(jobId: string): Promise<void> {
     const view = await this.view(jobId);
     if (view.status !== 'queued') {
-      throw new ApiError('job_not_cancellable', `Job "${jobId}" is ${view.status} and cannot be cancelled.`);
+      throw new ApiError(
+        'job_not_cancellable',
+        `Job "${jobId}" is ${view.status} and cannot be cancelled.`,
+      );
     }
     const record: JobView = { ...view, status: 'cancelled', finishedAt: new Date().toISOString() };
-    await this.redis.set(this.keys.cancelled(jobId), JSON.stringify(record), 'EX', this.config.RESULT_TTL_S);
+    await this.redis.set(
+      this.keys.cancelled(jobId),
+      JSON.stringify(record),
+      'EX',
+      this.config.RESULT_TTL_S,
+    );
     // Removal returns 0 when a worker has just locked the job: it is active, not cancellable.
     const removed = await this.queue.remove(jobId);
     if (!removed) {
       await this.redis.del(this.keys.cancelled(jobId));
-      throw new ApiError('job_not_cancellable', `Job "${jobId}" has started and cannot be cancelled.`);
+      throw new ApiError(
+        'job_not_cancellable',
+        `Job "${jobId}" has started and cannot be cancelled.`,
+      );
     }
     this.hub.settle(jobId, { state: 'cancelled' });
   }

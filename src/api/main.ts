@@ -9,7 +9,19 @@ export async function main(): Promise<void> {
   const logger = createLogger({ service: 'api', level: config.LOG_LEVEL });
   const api = await buildApi(config, logger);
   const port = await api.listen();
-  logger.info({ port, host: config.HOST, redis: redactUrl(config.REDIS_URL), models: api.deps.repository.size }, 'api listening');
-  installShutdown({ logger, timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    exitWithParent: process.argv.includes('--exit-with-parent'), close: () => api.close() });
+  logger.info(
+    {
+      port,
+      host: config.HOST,
+      redis: redactUrl(config.REDIS_URL),
+      models: api.deps.repository.size,
+    },
+    'api listening',
+  );
+  installShutdown({
+    logger,
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    exitWithParent: process.argv.includes('--exit-with-parent'),
+    close: () => api.close(),
+  });
 }

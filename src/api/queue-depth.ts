@@ -22,7 +22,7 @@ export class QueueDepth {
   /** Starts refreshing. */
   start(): void {
     const tick = () => {
-      this.refresh().finally(() => {
+      void this.refresh().finally(() => {
         if (this.timer) this.timer = setTimeout(tick, this.refreshMs).unref();
       });
     };

@@ -54,7 +54,7 @@ export class ResultHub {
       this.settle(jobId, { state: 'failed', failure: parseFailure(failedReason) });
     });
     events.on('removed', ({ jobId }) => this.settle(jobId, { state: 'cancelled' }));
-    events.on('error', (err) => logger.warn({ err: (err as Error).message }, 'queue events error'));
+    events.on('error', (err) => logger.warn({ err: err.message }, 'queue events error'));
   }
 
   /** Number of requests waiting. */

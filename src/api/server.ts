@@ -25,7 +25,11 @@ export interface ApiHandle {
 
 /** Builds the API's connections and app from config (no listening yet). */
 export async function buildApi(config: Config, logger: Logger): Promise<ApiHandle> {
-  const repository = await ModelRepository.scan(config.MODEL_DIR, config.MODEL_VERSIONS_KEPT, logger);
+  const repository = await ModelRepository.scan(
+    config.MODEL_DIR,
+    config.MODEL_VERSIONS_KEPT,
+    logger,
+  );
   const redis = createRedis({ url: config.REDIS_URL, role: 'producer', name: 'inferq-api' });
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const keys = createKeys(config.QUEUE_PREFIX);
@@ -35,9 +39,16 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
   });
   queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
   // One blocking connection per process carries every waiter's completion event.
-  const eventsRedis = createRedis({ url: config.REDIS_URL, role: 'blocking', name: 'inferq-api-events' });
+  const eventsRedis = createRedis({
+    url: config.REDIS_URL,
+    role: 'blocking',
+    name: 'inferq-api-events',
+  });
   eventsRedis.on('error', (err) => logger.debug({ err: err.message }, 'events connection error'));
-  const events = new QueueEvents(PREDICT_QUEUE, { connection: eventsRedis, prefix: config.QUEUE_PREFIX });
+  const events = new QueueEvents(PREDICT_QUEUE, {
+    connection: eventsRedis,
+    prefix: config.QUEUE_PREFIX,
+  });
   const hub = new ResultHub(queue, redis, events, logger);
   const depth = new QueueDepth(queue, config.MAX_QUEUE_DEPTH, logger);
   depth.start();
@@ -66,7 +77,9 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     close: async () => {
       shuttingDown = true;
       depth.stop();
-      const closed = server ? new Promise<void>((r) => server?.close(() => r())) : Promise.resolve();
+      const closed = server
+        ? new Promise<void>((r) => server?.close(() => r()))
+        : Promise.resolve();
       hub.releaseAll();
       await closed;
       await events.close();

@@ -6,7 +6,12 @@ import { loadConfig, redactUrl } from '../shared/config.js';
 import { exited, spawnInferq, stopChild } from './children.js';
 
 async function redisAnswers(url: string): Promise<boolean> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 1000,
+  });
   redis.on('error', () => undefined);
   try {
     await redis.connect();
@@ -35,7 +40,18 @@ async function startPrivateRedis(url: string): Promise<ChildProcess> {
   mkdirSync(dir, { recursive: true });
   const child = spawn(
     'redis-server',
-    ['--port', port || '6379', '--bind', hostname || '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''],
+    [
+      '--port',
+      port || '6379',
+      '--bind',
+      hostname || '127.0.0.1',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--save',
+      '',
+    ],
     { stdio: 'ignore' },
   );
   for (let i = 0; i < 50; i++) {
@@ -66,7 +82,9 @@ export async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   let redis: ChildProcess | undefined;
   if (!(await redisAnswers(config.REDIS_URL))) {
-    const local = /^rediss?:\/\/(?:[^@/]*@)?(127\.0\.0\.1|localhost|\[::1\])(?::\d+)?/.test(config.REDIS_URL);
+    const local = /^rediss?:\/\/(?:[^@/]*@)?(127\.0\.0\.1|localhost|\[::1\])(?::\d+)?/.test(
+      config.REDIS_URL,
+    );
     if (!local || !onPath('redis-server')) {
       console.error(
         `inferq: no Redis answers at ${redactUrl(config.REDIS_URL)}.\n` +
@@ -74,7 +92,9 @@ export async function main(): Promise<void> {
       );
       process.exit(1);
     }
-    console.log(`inferq: starting a private redis-server for ${redactUrl(config.REDIS_URL)} (data in .inferq/redis)`);
+    console.log(
+      `inferq: starting a private redis-server for ${redactUrl(config.REDIS_URL)} (data in .inferq/redis)`,
+    );
     redis = await startPrivateRedis(config.REDIS_URL);
   }
   let stopping = false;
@@ -102,5 +122,7 @@ export async function main(): Promise<void> {
     return;
   }
   const url = `http://127.0.0.1:${config.PORT}`;
-  console.log(`\ninferq is ready at ${url}\n\nTry:\n  curl -s ${url}/v1/models/breast-cancer/predict -H 'Content-Type: application/json' \\\n    -d '{"features": [17.99, 10.38, 122.8, 1001, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589, 153.4, 0.006399, 0.04904, 0.05373, 0.01587, 0.03003, 0.006193, 25.38, 17.33, 184.6, 2019, 0.1622, 0.6656, 0.7119, 0.2654, 0.4601, 0.1189]}'\n`);
+  console.log(
+    `\ninferq is ready at ${url}\n\nTry:\n  curl -s ${url}/v1/models/breast-cancer/predict -H 'Content-Type: application/json' \\\n    -d '{"features": [17.99, 10.38, 122.8, 1001, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589, 153.4, 0.006399, 0.04904, 0.05373, 0.01587, 0.03003, 0.006193, 25.38, 17.33, 184.6, 2019, 0.1622, 0.6656, 0.7119, 0.2654, 0.4601, 0.1189]}'\n`,
+  );
 }

@@ -108,13 +108,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   if (parsed.data.MAX_WAIT_S < parsed.data.DEFAULT_WAIT_S) {
-    throw new ConfigError([`MAX_WAIT_S: must be at least DEFAULT_WAIT_S (${parsed.data.DEFAULT_WAIT_S})`]);
+    throw new ConfigError([
+      `MAX_WAIT_S: must be at least DEFAULT_WAIT_S (${parsed.data.DEFAULT_WAIT_S})`,
+    ]);
   }
   return Object.freeze(parsed.data);
 }
 
 /** REDIS_URL with its password replaced, safe to log. */
 export function redactUrl(url: string): string {
+  // Greedy up to the authority's last '@', as URL parsers read it: a password may contain '@'.
   return url.replace(/\/\/([^/?#]*)@/, (_m, auth: string) => {
     const user = auth.includes(':') ? auth.slice(0, auth.indexOf(':')) : '';
     return `//${user}:***@`;

@@ -8,7 +8,10 @@ export const ERROR_CATALOGUE = {
   batch_not_found: { status: 404, message: 'No such batch, or it has expired.' },
   not_found: { status: 404, message: 'No such route.' },
   method_not_allowed: { status: 405, message: 'This method is not allowed on this route.' },
-  job_not_cancellable: { status: 409, message: 'The job is active or has ended and cannot be cancelled.' },
+  job_not_cancellable: {
+    status: 409,
+    message: 'The job is active or has ended and cannot be cancelled.',
+  },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   unsupported_media_type: { status: 415, message: 'Send the body as application/json.' },
   validation_error: { status: 422, message: 'The request is not valid.' },

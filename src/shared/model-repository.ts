@@ -124,7 +124,10 @@ export class ModelRepository {
         try {
           versions.push(await loadVersion(dir, name, version));
         } catch (err) {
-          logger?.error({ err, model: name, version }, 'skipping model version that failed to load');
+          logger?.error(
+            { err, model: name, version },
+            'skipping model version that failed to load',
+          );
         }
       }
       versions.forEach((v, i) => (v.served = i < versionsKept));

@@ -56,10 +56,12 @@ function toSpec(info: ValueInfo): TensorSpec {
   const name = info.name ?? '';
   if (!tensor) throw new Error(`ONNX value "${name}" is not a tensor`);
   const datatype = ELEMENT_TYPES[tensor.elemType ?? 0];
-  if (!datatype) throw new Error(`ONNX value "${name}" has unsupported element type ${tensor.elemType}`);
+  if (!datatype)
+    throw new Error(`ONNX value "${name}" has unsupported element type ${tensor.elemType}`);
   const shape = (tensor.shape?.dim ?? []).map((d) => {
-    const v = d.dimValue;
-    const n = typeof v === 'number' ? v : v ? Number(v.toString()) : 0;
+    // protobufjs decodes int64 as a number, or as a Long object when long.js is installed.
+    const v: unknown = d.dimValue;
+    const n = typeof v === 'number' ? v : v ? Number((v as { toString(): string }).toString()) : 0;
     return n > 0 ? n : -1;
   });
   return { name, datatype, shape };

@@ -8,7 +8,8 @@ const FLOAT32_MAX = 3.4028234663852886e38;
 /** One finite number that fits a float32. */
 export const FeatureSchema = z
   .number({
-    error: (issue) => (typeof issue.input === 'number' ? 'must be a finite number' : 'must be a number'),
+    error: (issue) =>
+      typeof issue.input === 'number' ? 'must be a finite number' : 'must be a number',
   })
   .refine(Number.isFinite, 'must be a finite number')
   .refine((v) => Math.abs(v) <= FLOAT32_MAX, 'is outside the float32 range');
@@ -93,9 +94,11 @@ export function toInput(
   const single = body.features !== undefined;
   const instances = body.features !== undefined ? [body.features] : (body.instances ?? []);
   if (instances.length > maxInstances) {
-    throw new ApiError('validation_error', `At most ${maxInstances} instances per request, got ${instances.length}.`, [
-      { path: 'instances', message: `at most ${maxInstances} instances` },
-    ]);
+    throw new ApiError(
+      'validation_error',
+      `At most ${maxInstances} instances per request, got ${instances.length}.`,
+      [{ path: 'instances', message: `at most ${maxInstances} instances` }],
+    );
   }
   if (rowSize < 0) {
     throw new ApiError(

@@ -12,7 +12,12 @@ export interface ShutdownOptions {
 }
 
 /** On SIGTERM or SIGINT: close gracefully, then exit (forced after timeoutMs). */
-export function installShutdown({ logger, timeoutMs, close, exitWithParent }: ShutdownOptions): void {
+export function installShutdown({
+  logger,
+  timeoutMs,
+  close,
+  exitWithParent,
+}: ShutdownOptions): void {
   let closing = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (closing) return;

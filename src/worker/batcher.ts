@@ -36,7 +36,12 @@ interface Entry {
   reject: (e: unknown) => void;
 }
 
-function sliceTensor(t: ThreadTensor, totalRows: number, start: number, rows: number): ThreadTensor {
+function sliceTensor(
+  t: ThreadTensor,
+  totalRows: number,
+  start: number,
+  rows: number,
+): ThreadTensor {
   const per = t.data.length / totalRows;
   const data = t.data.slice(start * per, (start + rows) * per) as ThreadTensor['data'];
   return { type: t.type, data, dims: [rows, ...t.dims.slice(1)] };
@@ -95,7 +100,8 @@ export class MicroBatcher {
     let start = 0;
     for (const e of batch) {
       const outputs: Record<string, ThreadTensor> = {};
-      for (const [name, t] of Object.entries(result.outputs)) outputs[name] = sliceTensor(t, total, start, e.rows);
+      for (const [name, t] of Object.entries(result.outputs))
+        outputs[name] = sliceTensor(t, total, start, e.rows);
       e.resolve({ outputs, ms: result.ms, batchSize: total });
       start += e.rows;
     }

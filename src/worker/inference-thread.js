@@ -3,6 +3,7 @@
 // batch (microsoft/onnxruntime#19611), so it must not run where BullMQ renews its locks.
 // Plain JavaScript (type-checked through JSDoc) because Node 20 cannot apply tsx's loader to a
 // worker thread's entry module; this file is loaded the same way from a checkout and from dist.
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 
@@ -11,7 +12,8 @@ import * as ort from 'onnxruntime-node';
 /** @typedef {import('./thread-protocol.js').ThreadTensor} ThreadTensor */
 /** @typedef {import('./thread-protocol.js').ThreadInit} ThreadInit */
 
-const init = /** @type {ThreadInit} */ (workerData);
+/** @type {ThreadInit} */
+const init = workerData; // eslint-disable-line @typescript-eslint/no-unsafe-assignment -- workerData is untyped by Node
 /** @type {Map<string, ort.InferenceSession>} */
 const sessions = new Map();
 const port = parentPort;
@@ -43,7 +45,11 @@ async function run(id, key, feeds) {
   /** @type {Record<string, ort.Tensor>} */
   const inputs = {};
   for (const [name, t] of Object.entries(feeds)) {
-    inputs[name] = new ort.Tensor(/** @type {'float32'} */ (t.type), /** @type {Float32Array} */ (t.data), t.dims);
+    inputs[name] = new ort.Tensor(
+      /** @type {'float32'} */ (t.type),
+      /** @type {Float32Array} */ (t.data),
+      t.dims,
+    );
   }
   const started = performance.now();
   const outputs = await session.run(inputs);
@@ -61,13 +67,17 @@ async function run(id, key, feeds) {
 }
 
 port.on('message', (/** @type {ThreadRequest} */ msg) => {
-  const fail = (/** @type {unknown} */ err) => reply({ type: 'error', id: msg.id, message: messageOf(err) });
+  const fail = (/** @type {unknown} */ err) =>
+    reply({ type: 'error', id: msg.id, message: messageOf(err) });
   if (msg.type === 'load') {
     load(msg.key, msg.path).then(() => reply({ type: 'loaded', id: msg.id }), fail);
   } else if (msg.type === 'unload') {
     const session = sessions.get(msg.key);
     sessions.delete(msg.key);
-    (session ? session.release() : Promise.resolve()).then(() => reply({ type: 'loaded', id: msg.id }), fail);
+    (session ? session.release() : Promise.resolve()).then(
+      () => reply({ type: 'loaded', id: msg.id }),
+      fail,
+    );
   } else {
     run(msg.id, msg.key, msg.feeds).catch(fail);
   }

@@ -8,6 +8,10 @@ export async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({ service: 'worker', level: config.LOG_LEVEL });
   const handle = await startWorker({ config, logger });
-  installShutdown({ logger, timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    exitWithParent: process.argv.includes('--exit-with-parent'), close: () => handle.close() });
+  installShutdown({
+    logger,
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    exitWithParent: process.argv.includes('--exit-with-parent'),
+    close: () => handle.close(),
+  });
 }

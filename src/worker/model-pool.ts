@@ -23,7 +23,10 @@ export interface LoadedModel {
   batcher: MicroBatcher;
 }
 
-function castInput(datatype: Datatype, values: Float32Array): { type: string; data: ThreadTensor['data'] } {
+function castInput(
+  datatype: Datatype,
+  values: Float32Array,
+): { type: string; data: ThreadTensor['data'] } {
   switch (datatype) {
     case 'FP32':
       return { type: 'float32', data: values };
@@ -57,7 +60,10 @@ export class ModelPool {
       try {
         await this.load(model);
       } catch (err) {
-        this.options.logger.error({ err, model: model.name, version: model.version }, 'model failed to load');
+        this.options.logger.error(
+          { err, model: model.name, version: model.version },
+          'model failed to load',
+        );
       }
     }
     if (this.loaded.size === 0) {

@@ -22,11 +22,16 @@ function validate(data: PredictJobData, rowSize: number): Float32Array {
   // Float32Array.set would zero-pad a short row silently, so widths are checked here too.
   if (values.length !== rows * rowSize) {
     throw new UnrecoverableError(
-      formatFailure('validation_error', `expected ${rows * rowSize} values for ${rows} rows, got ${values.length}`),
+      formatFailure(
+        'validation_error',
+        `expected ${rows * rowSize} values for ${rows} rows, got ${values.length}`,
+      ),
     );
   }
   if (!values.every((v) => typeof v === 'number' && Number.isFinite(v))) {
-    throw new UnrecoverableError(formatFailure('validation_error', 'every value must be a finite number'));
+    throw new UnrecoverableError(
+      formatFailure('validation_error', 'every value must be a finite number'),
+    );
   }
   return Float32Array.from(values);
 }
@@ -38,21 +43,31 @@ export function createProcessor(deps: ProcessorDeps) {
     const loaded = deps.pool.get(data.model, data.version);
     if (!loaded) {
       throw new UnrecoverableError(
-        formatFailure('version_not_found', `model ${data.model} version ${data.version} is not loaded by this worker`),
+        formatFailure(
+          'version_not_found',
+          `model ${data.model} version ${data.version} is not loaded by this worker`,
+        ),
       );
     }
     const values = validate(data, loaded.model.rowSize);
     const queueMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
     const slice = await loaded.batcher.submit(data.rows, values).catch((err: unknown) => {
       // Transient until proven otherwise: BullMQ retries with backoff, then fails with this text.
-      throw new Error(formatFailure('inference_failed', `Inference failed: ${(err as Error).message}`));
+      throw new Error(
+        formatFailure('inference_failed', `Inference failed: ${(err as Error).message}`),
+      );
     });
     let results;
     try {
       results = toInstanceResults(loaded.model, slice.outputs, data.rows, data.format);
     } catch (err) {
       if (err instanceof ModelOutputError) {
-        throw new UnrecoverableError(formatFailure('model_output_invalid', `The model produced invalid output: ${err.message}.`));
+        throw new UnrecoverableError(
+          formatFailure(
+            'model_output_invalid',
+            `The model produced invalid output: ${err.message}.`,
+          ),
+        );
       }
       throw err;
     }

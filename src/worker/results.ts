@@ -50,7 +50,10 @@ function rowsOf(t: ThreadTensor, rows: number): number[][] {
   return Array.from({ length: rows }, (_, i) => values.slice(i * per, (i + 1) * per));
 }
 
-function pickFloatOutput(outputs: Record<string, ThreadTensor>, preferred: string): [string, ThreadTensor] {
+function pickFloatOutput(
+  outputs: Record<string, ThreadTensor>,
+  preferred: string,
+): [string, ThreadTensor] {
   const named = outputs[preferred];
   if (named) return [preferred, named];
   const found = Object.entries(outputs).find(([, t]) => t.type.startsWith('float'));
@@ -60,7 +63,8 @@ function pickFloatOutput(outputs: Record<string, ThreadTensor>, preferred: strin
 
 function argmax(values: number[]): number {
   let best = 0;
-  for (let i = 1; i < values.length; i++) if ((values[i] ?? -Infinity) > (values[best] ?? -Infinity)) best = i;
+  for (let i = 1; i < values.length; i++)
+    if ((values[i] ?? -Infinity) > (values[best] ?? -Infinity)) best = i;
   return best;
 }
 

@@ -38,7 +38,9 @@ export class InferenceThread {
       options.logger.error({ err }, 'inference thread crashed');
       this.failAll(err);
     });
-    this.thread.on('exit', (code) => this.failAll(new Error(`inference thread exited with code ${code}`)));
+    this.thread.on('exit', (code) =>
+      this.failAll(new Error(`inference thread exited with code ${code}`)),
+    );
   }
 
   private failAll(err: Error): void {
@@ -47,11 +49,16 @@ export class InferenceThread {
     this.pending.clear();
   }
 
-  private async call(msg: Distribute<ThreadRequest>, transfer: ArrayBuffer[] = []): Promise<ThreadResponse> {
+  private async call(
+    msg: Distribute<ThreadRequest>,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<ThreadResponse> {
     if (this.dead) throw this.dead;
     const id = this.nextId++;
-    const reply = new Promise<ThreadResponse>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    this.thread.postMessage({ ...msg, id } as ThreadRequest, transfer);
+    const reply = new Promise<ThreadResponse>((resolve, reject) =>
+      this.pending.set(id, { resolve, reject }),
+    );
+    this.thread.postMessage({ ...msg, id }, transfer);
     const res = await reply;
     if (res.type === 'error') throw new Error(res.message);
     return res;

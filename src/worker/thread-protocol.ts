@@ -1,7 +1,17 @@
 /** A tensor crossing the thread boundary; `data` is transferred, not copied. */
 export interface ThreadTensor {
   type: string;
-  data: Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | BigUint64Array;
+  data:
+    | Float32Array
+    | Float64Array
+    | Int32Array
+    | BigInt64Array
+    | Uint8Array
+    | Int8Array
+    | Uint16Array
+    | Int16Array
+    | Uint32Array
+    | BigUint64Array;
   dims: number[];
 }
 

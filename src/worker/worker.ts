@@ -29,8 +29,16 @@ export interface StartWorkerOptions {
 }
 
 /** Loads the models, then starts consuming the prediction queue. */
-export async function startWorker({ config, logger, onBatch }: StartWorkerOptions): Promise<WorkerHandle> {
-  const repository = await ModelRepository.scan(config.MODEL_DIR, config.MODEL_VERSIONS_KEPT, logger);
+export async function startWorker({
+  config,
+  logger,
+  onBatch,
+}: StartWorkerOptions): Promise<WorkerHandle> {
+  const repository = await ModelRepository.scan(
+    config.MODEL_DIR,
+    config.MODEL_VERSIONS_KEPT,
+    logger,
+  );
   const thread = new InferenceThread({ intraOpThreads: config.INTRA_OP_THREADS, logger });
   const batchSizes: number[] = [];
   const pool = new ModelPool({
@@ -59,7 +67,10 @@ export async function startWorker({ config, logger, onBatch }: StartWorkerOption
   );
   worker.on('error', (err) => logger.warn({ err: err.message }, 'worker error'));
   worker.on('failed', (job, err) => {
-    logger.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, reason: err.message }, 'job failed');
+    logger.warn(
+      { jobId: job?.id, attemptsMade: job?.attemptsMade, reason: err.message },
+      'job failed',
+    );
   });
   logger.info({ models: pool.keys(), concurrency: config.WORKER_CONCURRENCY }, 'worker started');
   return {

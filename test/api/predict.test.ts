@@ -23,7 +23,13 @@ describe('POST /v1/models/{model}/predict', () => {
     const res = await stack.post(PREDICT, { features: BREAST_CANCER_ROW });
     expect(res.status).toBe(200);
     const body = await json(res);
-    expect(body).toMatchObject({ model: 'breast-cancer', version: '1.1.0', cached: false, prediction: 0, label: 'malignant' });
+    expect(body).toMatchObject({
+      model: 'breast-cancer',
+      version: '1.1.0',
+      cached: false,
+      prediction: 0,
+      label: 'malignant',
+    });
     expect(typeof body.id).toBe('string');
     expect(body.probabilities).toHaveLength(2);
     expect(body.confidence).toBeCloseTo(Math.max(...body.probabilities), 10);
@@ -42,7 +48,9 @@ describe('POST /v1/models/{model}/predict', () => {
   });
 
   it('serves the :predict alias of TF Serving and KServe V1', async () => {
-    const res = await stack.post('/v1/models/breast-cancer:predict', { instances: [BREAST_CANCER_ROW] });
+    const res = await stack.post('/v1/models/breast-cancer:predict', {
+      instances: [BREAST_CANCER_ROW],
+    });
     expect(res.status).toBe(200);
     expect((await json(res)).predictions[0].label).toBe('malignant');
   });
@@ -67,7 +75,9 @@ describe('POST /v1/models/{model}/predict', () => {
     const row = uniqueRow(4242);
     const before = stack.worker!.batchSizes.length;
     const rowsBefore = stack.worker!.batchSizes.reduce((a, b) => a + b, 0);
-    const answers = await Promise.all(Array.from({ length: 20 }, () => stack.post(PREDICT, { features: row })));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => stack.post(PREDICT, { features: row })),
+    );
     const bodies = await Promise.all(answers.map(json));
     expect(answers.every((r) => r.status === 200)).toBe(true);
     const ids = new Set(bodies.map((b) => b.id));
@@ -79,21 +89,27 @@ describe('POST /v1/models/{model}/predict', () => {
 
   it('batches concurrent distinct requests into one inference run', async () => {
     const answers = await Promise.all(
-      Array.from({ length: 48 }, (_, i) => stack.post(PREDICT, { features: uniqueRow(10_000 + i) })),
+      Array.from({ length: 48 }, (_, i) =>
+        stack.post(PREDICT, { features: uniqueRow(10_000 + i) }),
+      ),
     );
     expect(answers.every((r) => r.status === 200)).toBe(true);
     expect(Math.max(...stack.worker!.batchSizes)).toBeGreaterThan(1);
   });
 
   it('routes to the version asked by query, header or path', async () => {
-    const byQuery = await json(await stack.post(`${PREDICT}?version=1.0.0`, { features: BREAST_CANCER_ROW }));
+    const byQuery = await json(
+      await stack.post(`${PREDICT}?version=1.0.0`, { features: BREAST_CANCER_ROW }),
+    );
     expect(byQuery.version).toBe('1.0.0');
     const byHeader = await json(
       await stack.post(PREDICT, { features: BREAST_CANCER_ROW }, { 'X-Model-Version': '1.0.0' }),
     );
     expect(byHeader.version).toBe('1.0.0');
     const byPath = await json(
-      await stack.post('/v1/models/breast-cancer/versions/1.0.0/predict', { features: BREAST_CANCER_ROW }),
+      await stack.post('/v1/models/breast-cancer/versions/1.0.0/predict', {
+        features: BREAST_CANCER_ROW,
+      }),
     );
     expect(byPath.version).toBe('1.0.0');
     expect(byQuery.probabilities[0]).not.toBeCloseTo(
@@ -103,7 +119,9 @@ describe('POST /v1/models/{model}/predict', () => {
   });
 
   it('serves regression models with a numeric prediction', async () => {
-    const res = await stack.post('/v1/models/diabetes/predict', { features: uniqueRow(5, 10).map((v) => v / 100) });
+    const res = await stack.post('/v1/models/diabetes/predict', {
+      features: uniqueRow(5, 10).map((v) => v / 100),
+    });
     expect(res.status).toBe(200);
     const body = await json(res);
     expect(typeof body.prediction).toBe('number');
@@ -111,7 +129,11 @@ describe('POST /v1/models/{model}/predict', () => {
   });
 
   it('returns 202 with a job link under Prefer: respond-async, and the job completes', async () => {
-    const res = await stack.post(PREDICT, { features: uniqueRow(31337) }, { Prefer: 'respond-async' });
+    const res = await stack.post(
+      PREDICT,
+      { features: uniqueRow(31337) },
+      { Prefer: 'respond-async' },
+    );
     expect(res.status).toBe(202);
     const body = await json(res);
     expect(['queued', 'active']).toContain(body.status);
@@ -124,7 +146,11 @@ describe('POST /v1/models/{model}/predict', () => {
   });
 
   it('echoes X-Request-Id and sends Server-Timing with queue, infer and total', async () => {
-    const res = await stack.post(PREDICT, { features: uniqueRow(99) }, { 'X-Request-Id': 'req-abc-123' });
+    const res = await stack.post(
+      PREDICT,
+      { features: uniqueRow(99) },
+      { 'X-Request-Id': 'req-abc-123' },
+    );
     expect(res.headers.get('x-request-id')).toBe('req-abc-123');
     const timing = res.headers.get('server-timing') ?? '';
     expect(timing).toMatch(/queue;dur=/);
@@ -148,13 +174,21 @@ describe('predict errors', () => {
   it('names the instance of the wrong width', async () => {
     const res = await stack.post(PREDICT, { instances: [BREAST_CANCER_ROW, [1, 2, 3]] });
     expect(res.status).toBe(422);
-    expect((await json(res)).error.details[0]).toEqual({ path: 'instances[1]', message: 'expected 30 features, got 3' });
+    expect((await json(res)).error.details[0]).toEqual({
+      path: 'instances[1]',
+      message: 'expected 30 features, got 3',
+    });
   });
 
   it('rejects non-numbers, overflow and out-of-float32 values with their path', async () => {
-    const strings = await json(await stack.post(PREDICT, { features: [...BREAST_CANCER_ROW.slice(1), 'x'] }));
+    const strings = await json(
+      await stack.post(PREDICT, { features: [...BREAST_CANCER_ROW.slice(1), 'x'] }),
+    );
     expect(strings.error.details[0].path).toBe('features[29]');
-    const overflow = await stack.post(PREDICT, `{"features": [${[...BREAST_CANCER_ROW.slice(1), '1e999'].join(',')}]}`);
+    const overflow = await stack.post(
+      PREDICT,
+      `{"features": [${[...BREAST_CANCER_ROW.slice(1), '1e999'].join(',')}]}`,
+    );
     expect(overflow.status).toBe(422);
     expect((await json(overflow)).error.message).toContain('finite');
     const big = await stack.post(PREDICT, { features: [...BREAST_CANCER_ROW.slice(1), 1e39] });
@@ -163,7 +197,11 @@ describe('predict errors', () => {
   });
 
   it('rejects both or neither of features and instances', async () => {
-    for (const body of [{}, { features: BREAST_CANCER_ROW, instances: [BREAST_CANCER_ROW] }, { instances: [] }]) {
+    for (const body of [
+      {},
+      { features: BREAST_CANCER_ROW, instances: [BREAST_CANCER_ROW] },
+      { instances: [] },
+    ]) {
       const res = await stack.post(PREDICT, body);
       expect(res.status).toBe(422);
       expect((await json(res)).error.code).toBe('validation_error');
@@ -219,7 +257,7 @@ describe('predict errors', () => {
       headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
       body,
       duplex: 'half',
-    } as RequestInit);
+    });
     expect(res.status).toBe(413);
     expect((await json(res)).error.code).toBe('payload_too_large');
     expect(pulled).toBeLessThan(64 * 1024 * 1024);
@@ -236,15 +274,27 @@ describe('GET /v1/models', () => {
   it('lists every model with versions newest first and the default', async () => {
     const body = await json(await stack.request('/v1/models'));
     const bc = body.models.find((m: any) => m.name === 'breast-cancer');
-    expect(bc).toEqual({ name: 'breast-cancer', versions: ['1.1.0', '1.0.0'], default: '1.1.0', task: 'classification' });
-    expect(body.models.map((m: any) => m.name)).toEqual(expect.arrayContaining(['digits', 'diabetes']));
+    expect(bc).toEqual({
+      name: 'breast-cancer',
+      versions: ['1.1.0', '1.0.0'],
+      default: '1.1.0',
+      task: 'classification',
+    });
+    expect(body.models.map((m: any) => m.name)).toEqual(
+      expect.arrayContaining(['digits', 'diabetes']),
+    );
   });
 
   it('describes a version with tensors from the ONNX file, ETag and Cache-Control', async () => {
     const res = await stack.request('/v1/models/breast-cancer/versions/1.0.0');
     expect(res.status).toBe(200);
     const body = await json(res);
-    expect(body).toMatchObject({ name: 'breast-cancer', version: '1.0.0', default: '1.1.0', task: 'classification' });
+    expect(body).toMatchObject({
+      name: 'breast-cancer',
+      version: '1.0.0',
+      default: '1.1.0',
+      task: 'classification',
+    });
     expect(body.labels).toEqual(['malignant', 'benign']);
     expect(body.features).toHaveLength(30);
     expect(body.inputs).toEqual([{ name: 'input', datatype: 'FP32', shape: [-1, 30] }]);
@@ -252,7 +302,9 @@ describe('GET /v1/models', () => {
     const etag = res.headers.get('etag');
     expect(etag).toBeTruthy();
     expect(res.headers.get('cache-control')).toContain('max-age');
-    const again = await stack.request('/v1/models/breast-cancer/versions/1.0.0', { headers: { 'If-None-Match': etag! } });
+    const again = await stack.request('/v1/models/breast-cancer/versions/1.0.0', {
+      headers: { 'If-None-Match': etag! },
+    });
     expect(again.status).toBe(304);
     const def = await json(await stack.request('/v1/models/breast-cancer'));
     expect(def.version).toBe('1.1.0');

@@ -45,7 +45,11 @@ export async function removeKeys(prefix: string, url = REDIS_URL): Promise<void>
 }
 
 /** Polls `check` until it returns true, or fails after `timeoutMs` (test helper only). */
-export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 10_000, stepMs = 50): Promise<void> {
+export async function eventually(
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 10_000,
+  stepMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;

@@ -35,11 +35,19 @@ describe('loadConfig', () => {
   });
 
   it('treats an empty variable as unset', () => {
-    expect(loadConfig({ PORT: '', CACHE_TTL_S: '' })).toMatchObject({ PORT: 8080, CACHE_TTL_S: 3600 });
+    expect(loadConfig({ PORT: '', CACHE_TTL_S: '' })).toMatchObject({
+      PORT: 8080,
+      CACHE_TTL_S: 3600,
+    });
   });
 
   it('coerces numbers, booleans and comma lists from strings', () => {
-    const config = loadConfig({ PORT: '9000', CACHE_TTL_S: '0', LOG_FEATURES: 'yes', API_KEYS: ' a, b ,,c ' });
+    const config = loadConfig({
+      PORT: '9000',
+      CACHE_TTL_S: '0',
+      LOG_FEATURES: 'yes',
+      API_KEYS: ' a, b ,,c ',
+    });
     expect(config.PORT).toBe(9000);
     expect(config.CACHE_TTL_S).toBe(0);
     expect(config.LOG_FEATURES).toBe(true);
@@ -68,7 +76,12 @@ describe('loadConfig', () => {
   });
 
   it('names every bad variable at once', () => {
-    const err = configError({ PORT: 'abc', CACHE_TTL_S: '-1', REDIS_URL: 'http://x', LOG_LEVEL: 'loud' });
+    const err = configError({
+      PORT: 'abc',
+      CACHE_TTL_S: '-1',
+      REDIS_URL: 'http://x',
+      LOG_LEVEL: 'loud',
+    });
     const named = err.issues.map((i) => i.split('=')[0]);
     expect(named.sort()).toEqual(['CACHE_TTL_S', 'LOG_LEVEL', 'PORT', 'REDIS_URL']);
     for (const name of named) expect(err.message).toContain(name as string);

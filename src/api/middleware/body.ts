@@ -16,7 +16,11 @@ function isJsonType(contentType: string | undefined): boolean {
   if (!contentType) return true;
   const type = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
   // curl -d sends form-urlencoded by default; TF Serving reads such bodies as JSON, so do we.
-  return type === 'application/json' || type.endsWith('+json') || type === 'application/x-www-form-urlencoded';
+  return (
+    type === 'application/json' ||
+    type.endsWith('+json') ||
+    type === 'application/x-www-form-urlencoded'
+  );
 }
 
 /** Reads the body as JSON: 415 for another media type, 400 invalid_json when it does not parse. */
@@ -25,10 +29,14 @@ export async function readJson(c: Context): Promise<unknown> {
     throw new ApiError('unsupported_media_type', 'Send the body as application/json.');
   }
   const text = await c.req.text();
-  if (text.trim() === '') throw new ApiError('invalid_json', 'The request body is empty; send a JSON object.');
+  if (text.trim() === '')
+    throw new ApiError('invalid_json', 'The request body is empty; send a JSON object.');
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
-    throw new ApiError('invalid_json', `The request body is not valid JSON: ${(err as Error).message}.`);
+    throw new ApiError(
+      'invalid_json',
+      `The request body is not valid JSON: ${(err as Error).message}.`,
+    );
   }
 }

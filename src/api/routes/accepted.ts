@@ -16,5 +16,8 @@ export async function accepted(c: Context<AppEnv>, deps: ApiDeps, jobId: string)
   const self = `/v1/jobs/${jobId}`;
   c.header('Location', self);
   c.header('Retry-After', '1');
-  return c.json({ id: jobId, status: status === 'active' ? 'active' : 'queued', links: { self } }, 202);
+  return c.json(
+    { id: jobId, status: status === 'active' ? 'active' : 'queued', links: { self } },
+    202,
+  );
 }

@@ -14,11 +14,21 @@ export function healthRoutes(deps: ApiDeps): Hono<AppEnv> {
       return c.json({ status: 'unavailable', reason }, 503);
     };
     if (deps.isShuttingDown()) return unavailable('shutting down');
-    if (deps.repository.size === 0) return unavailable(`no models found in ${deps.config.MODEL_DIR}`);
+    if (deps.repository.size === 0)
+      return unavailable(`no models found in ${deps.config.MODEL_DIR}`);
     try {
       await deps.redis.ping();
-      const [workers, depth] = await Promise.all([deps.queue.getWorkersCount(), deps.depth.refresh()]);
-      return c.json({ status: 'ready', redis: 'ok', models: deps.repository.size, workers, queueDepth: depth });
+      const [workers, depth] = await Promise.all([
+        deps.queue.getWorkersCount(),
+        deps.depth.refresh(),
+      ]);
+      return c.json({
+        status: 'ready',
+        redis: 'ok',
+        models: deps.repository.size,
+        workers,
+        queueDepth: depth,
+      });
     } catch (err) {
       return unavailable(`redis unreachable: ${(err as Error).message}`);
     }

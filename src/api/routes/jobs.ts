@@ -12,7 +12,8 @@ const JOB_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
 function jobIdParam(c: Context<AppEnv>): string {
   const id = c.req.param('id') ?? '';
-  if (!JOB_ID_RE.test(id)) throw new ApiError('job_not_found', `Job "${id.slice(0, 128)}" does not exist.`);
+  if (!JOB_ID_RE.test(id))
+    throw new ApiError('job_not_found', `Job "${id.slice(0, 128)}" does not exist.`);
   return id;
 }
 
@@ -25,7 +26,8 @@ export function jobRoutes(deps: ApiDeps): Hono<AppEnv> {
     const body = parseOrThrow(JobRequestSchema, await readJson(c));
     const model = repository.resolve(body.model, body.version);
     const input = toInput(body, model.rowSize, config.MAX_INSTANCES);
-    if (deps.isShuttingDown()) throw new ApiError('unavailable', 'The server is shutting down; retry.', undefined, 1);
+    if (deps.isShuttingDown())
+      throw new ApiError('unavailable', 'The server is shutting down; retry.', undefined, 1);
     depth.check();
     const hash = inputHash(model.name, model.version, input.rows, input.values);
     const data: PredictJobData = {
@@ -45,7 +47,10 @@ export function jobRoutes(deps: ApiDeps): Hono<AppEnv> {
           { path: 'Idempotency-Key', message: 'must be 1 to 255 characters' },
         ]);
       }
-      const { jobId } = await jobs.submitIdempotent(idempotencyKey, { data, priority: body.priority });
+      const { jobId } = await jobs.submitIdempotent(idempotencyKey, {
+        data,
+        priority: body.priority,
+      });
       return accepted(c, deps, jobId);
     }
     const { jobId } = await jobs.submit({ data, priority: body.priority });
@@ -60,7 +65,9 @@ export function jobRoutes(deps: ApiDeps): Hono<AppEnv> {
     let asked = prefs.wait;
     if (queryWait !== undefined) {
       if (!/^\d+(\.\d+)?$/.test(queryWait)) {
-        throw new ApiError('validation_error', 'wait must be a number of seconds.', [{ path: 'wait', message: 'must be a number of seconds' }]);
+        throw new ApiError('validation_error', 'wait must be a number of seconds.', [
+          { path: 'wait', message: 'must be a number of seconds' },
+        ]);
       }
       asked = Number(queryWait);
     }

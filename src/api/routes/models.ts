@@ -28,7 +28,8 @@ function sendCached(c: Context, etag: string, body: unknown) {
   c.header('ETag', etag);
   c.header('Cache-Control', 'public, max-age=60');
   const match = c.req.header('if-none-match');
-  if (match && match.split(',').some((t) => t.trim() === etag || t.trim() === '*')) return c.body(null, 304);
+  if (match && match.split(',').some((t) => t.trim() === etag || t.trim() === '*'))
+    return c.body(null, 304);
   return c.json(body);
 }
 

@@ -18,7 +18,13 @@ export function failureError(failure: JobFailure): ApiError {
   return new ApiError(code, failure.message);
 }
 
-function answer(c: Context<AppEnv>, model: ModelVersion, result: PredictJobResult, cached: boolean, single: boolean) {
+function answer(
+  c: Context<AppEnv>,
+  model: ModelVersion,
+  result: PredictJobResult,
+  cached: boolean,
+  single: boolean,
+) {
   if (!cached) {
     setMetric(c, 'queue', result.queueMs);
     setMetric(c, 'infer', result.inferMs);
@@ -50,10 +56,13 @@ export function predictRoutes(deps: ApiDeps): Hono<AppEnv> {
       setMetric(c, 'cache', performance.now() - started);
       if (hit) return answer(c, model, JSON.parse(hit) as PredictJobResult, true, input.single);
     }
-    if (deps.isShuttingDown()) throw new ApiError('unavailable', 'The server is shutting down; retry.', undefined, 1);
+    if (deps.isShuttingDown())
+      throw new ApiError('unavailable', 'The server is shutting down; retry.', undefined, 1);
     depth.check();
     const prefs = parsePrefer(c.req.header('prefer'));
-    const waitS = prefs.respondAsync ? 0 : waitSeconds(prefs.wait, config.DEFAULT_WAIT_S, config.MAX_WAIT_S);
+    const waitS = prefs.respondAsync
+      ? 0
+      : waitSeconds(prefs.wait, config.DEFAULT_WAIT_S, config.MAX_WAIT_S);
     const data: PredictJobData = {
       model: model.name,
       version: model.version,
@@ -64,11 +73,17 @@ export function predictRoutes(deps: ApiDeps): Hono<AppEnv> {
       cacheKey,
       requestId: c.get('requestId'),
     };
-    const submitted = await jobs.submit({ data, dedupId: hash, waitMs: waitS > 0 ? waitS * 1000 : undefined });
+    const submitted = await jobs.submit({
+      data,
+      dedupId: hash,
+      waitMs: waitS > 0 ? waitS * 1000 : undefined,
+    });
     const outcome = submitted.outcome ? await submitted.outcome : undefined;
-    if (outcome?.state === 'completed') return answer(c, model, outcome.result, false, input.single);
+    if (outcome?.state === 'completed')
+      return answer(c, model, outcome.result, false, input.single);
     if (outcome?.state === 'failed') throw failureError(outcome.failure);
-    if (outcome?.state === 'cancelled') throw new ApiError('job_not_found', `Job "${submitted.jobId}" was cancelled.`);
+    if (outcome?.state === 'cancelled')
+      throw new ApiError('job_not_found', `Job "${submitted.jobId}" was cancelled.`);
     return accepted(c, deps, submitted.jobId);
   }
 
