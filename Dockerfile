@@ -22,8 +22,13 @@ ENV ONNXRUNTIME_NODE_INSTALL=skip \
     npm_config_fund=false \
     npm_config_audit=false
 COPY package.json package-lock.json ./
+# The onnxruntime-node package carries binaries for every OS and CPU (~290 MB); keep only
+# linux/<this build's arch> (buildx builds each platform in its own stage run).
 RUN --mount=type=cache,target=/root/.npm \
-    npm ci --omit=dev
+    npm ci --omit=dev \
+ && arch="$(node -p process.arch)" \
+ && find node_modules/onnxruntime-node/bin -mindepth 2 -maxdepth 2 -type d ! -name linux -exec rm -rf {} + \
+ && find node_modules/onnxruntime-node/bin -mindepth 3 -maxdepth 3 -type d ! -name "$arch" -exec rm -rf {} +
 
 # ---------------------------------------------------------------------------------------------
 # runtime: slim Node, non-root, no compilers, no npm cache, no dev dependencies.
