@@ -3,15 +3,23 @@ import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import { timing } from 'hono/timing';
 import { ApiError, errorBody } from '../shared/errors.js';
+import { isUnavailableError } from '../shared/redis.js';
 import type { ApiDeps, AppEnv } from './deps.js';
 import { limitBody } from './middleware/body.js';
+import { operationsRoutes, useOperations } from './operations.js';
+import { batchRoutes, isNdjsonBatchUpload } from './routes/batches.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { modelRoutes } from './routes/models.js';
 import { predictRoutes } from './routes/predict.js';
+import { jobEventRoutes } from './routes/job-events.js';
+import { v2Routes } from './routes/v2.js';
+import { isV2Path, v2ErrorBody, v2Status } from './v2-errors.js';
 
 function render(c: Context<AppEnv>, err: ApiError): Response {
   if (err.retryAfterS !== undefined) c.header('Retry-After', String(err.retryAfterS));
+  // The Open Inference Protocol has its own error form: {"error": "<message>"}.
+  if (isV2Path(c.req.path)) return c.json(v2ErrorBody(err), v2Status(err) as 400);
   return c.json(errorBody(err), err.status as 400);
 }
 
@@ -33,26 +41,27 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
   app.use('*', requestId({ limitLength: 200 }));
   app.use('*', timing({ totalDescription: 'total' }));
   app.use('*', async (c, next) => {
-    const started = performance.now();
     await next();
-    const ms = Math.round((performance.now() - started) * 100) / 100;
-    logger.debug(
-      {
-        requestId: c.get('requestId'),
-        method: c.req.method,
-        path: c.req.path,
-        status: c.res.status,
-        ms,
-      },
-      'request',
-    );
+    // Keep-alive clients would otherwise keep server.close() waiting until the shutdown timeout.
+    if (deps.isShuttingDown()) c.header('Connection', 'close');
   });
-  app.on(['POST', 'PUT', 'PATCH'], '*', limitBody(deps.config.MAX_BODY_BYTES));
+  // Metrics, request log, API keys (/v1, /v2), rate limit, compression.
+  useOperations(app, deps);
+  const bodyLimit = limitBody(deps.config.MAX_BODY_BYTES);
+  // NDJSON batch uploads are streamed and bounded by MAX_BATCH_ROWS and MAX_LINE_BYTES instead.
+  app.on(['POST', 'PUT', 'PATCH'], '*', (c, next) =>
+    isNdjsonBatchUpload(c) ? next() : bodyLimit(c, next),
+  );
 
   app.route('/', healthRoutes(deps));
+  // /metrics, /openapi.json, /docs, /admin (with ADMIN_TOKEN).
+  operationsRoutes(app, deps);
   app.route('/', modelRoutes(deps));
   app.route('/', predictRoutes(deps));
   app.route('/', jobRoutes(deps));
+  app.route('/', jobEventRoutes(deps));
+  app.route('/', v2Routes(deps));
+  app.route('/', batchRoutes(deps));
 
   app.notFound((c) =>
     render(c, new ApiError('not_found', `No route ${c.req.method} ${c.req.path}.`)),
@@ -60,7 +69,7 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
   app.onError((err, c) => {
     if (err instanceof ApiError) return render(c, err);
     if (err instanceof HTTPException) return render(c, fromHttpException(err));
-    if (deps.redis.status !== 'ready') {
+    if (deps.redis.status !== 'ready' || isUnavailableError(err)) {
       logger.warn({ requestId: c.get('requestId'), err: err.message }, 'redis unavailable');
       return render(
         c,

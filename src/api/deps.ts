@@ -1,12 +1,16 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Config } from '../shared/config.js';
 import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
 import type { Keys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import type { ModelRepository } from '../shared/model-repository.js';
+import type { BatchService } from './batch-service.js';
 import type { JobService } from './job-service.js';
+import type { ApiMetrics } from './metrics.js';
+import type { OnlineGatherer } from './online-gather.js';
 import type { QueueDepth } from './queue-depth.js';
+import type { ResultHub } from './results-hub.js';
 
 /** Everything the routes need, built by main.ts (or a test) and passed to createApp. */
 export interface ApiDeps {
@@ -14,18 +18,28 @@ export interface ApiDeps {
   logger: Logger;
   repository: ModelRepository;
   /** Producer connection: fails fast while Redis is away. */
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   queue: Queue<PredictJobData, PredictJobResult>;
   jobs: JobService;
+  /** Batches: upload staging, chunk jobs, progress, results, cancellation. */
+  batches: BatchService;
   depth: QueueDepth;
+  /** Gathers concurrent online requests into shared queue jobs. */
+  gather: OnlineGatherer;
+  /** The process's one QueueEvents fan-out: job ends and activations. */
+  hub: ResultHub;
   /** True once shutdown began: new work gets 503. */
   isShuttingDown: () => boolean;
+  /** Prometheus metrics of this API process (its own registry). */
+  metrics: ApiMetrics;
 }
 
 /** Hono environment of the app: the variables middleware set. */
 export interface AppEnv {
   Variables: {
     requestId: string;
+    /** SHA-256 (hex) of the request's API key, set by the auth middleware. */
+    apiKeyId: string | undefined;
   };
 }

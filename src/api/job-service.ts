@@ -1,10 +1,12 @@
 import { randomUUID, createHash } from 'node:crypto';
 import { Job, type Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Config } from '../shared/config.js';
 import { ApiError, parseFailure, type JobFailure } from '../shared/errors.js';
 import {
   PREDICT_JOB,
+  parsePartId,
+  partResult,
   type InstanceResult,
   type PredictJobData,
   type PredictJobResult,
@@ -46,14 +48,45 @@ export interface Submitted {
   outcome?: Promise<JobOutcome | undefined>;
 }
 
+/** Observers of submissions, for metrics. */
+export interface JobServiceHooks {
+  /** A submission joined an identical job already in flight (deduplicated). */
+  onCoalesced?: () => void;
+  /** A job this process queued and waited for completed. */
+  onCompleted?: (result: PredictJobResult) => void;
+}
+
+// Suffixes of BullMQ's per-queue keys (bullmq QueueKeys): never valid job ids.
+const BULLMQ_QUEUE_KEYS = new Set([
+  'active',
+  'wait',
+  'waiting-children',
+  'paused',
+  'id',
+  'delayed',
+  'prioritized',
+  'stalled-check',
+  'completed',
+  'failed',
+  'stalled',
+  'repeat',
+  'limiter',
+  'meta',
+  'events',
+  'pc',
+  'marker',
+  'de',
+]);
+
 /** Queue-facing operations of the API: submit, look up, cancel. */
 export class JobService {
   constructor(
     private readonly config: Config,
     private readonly queue: Queue<PredictJobData, PredictJobResult>,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly hub: ResultHub,
+    private readonly hooks: JobServiceHooks = {},
   ) {}
 
   /** Shapes a job's per-instance results like the predict body. */
@@ -62,7 +95,18 @@ export class JobService {
   }
 
   /** Queues a prediction job. */
+  /**
+   * BullMQ holds queue calls until its connection is up, which could hang a request forever
+   * while Redis is away: refuse fast instead.
+   */
+  private assertRedis(): void {
+    if (this.redis.status !== 'ready') {
+      throw new ApiError('unavailable', 'Redis is unreachable; retry shortly.', undefined, 1);
+    }
+  }
+
   async submit(options: SubmitOptions): Promise<Submitted> {
+    this.assertRedis();
     // Custom ids must not contain ':' nor be all digits (BullMQ); a UUID is neither.
     const jobId = randomUUID();
     const early = options.waitMs !== undefined ? this.hub.wait(jobId, options.waitMs) : undefined;
@@ -82,6 +126,14 @@ export class JobService {
       throw err;
     }
     const id = job.id ?? jobId;
+    if (id !== jobId) this.hooks.onCoalesced?.();
+    if (id === jobId && early) {
+      const outcome = early.promise.then((o) => {
+        if (o?.state === 'completed') this.hooks.onCompleted?.(o.result);
+        return o;
+      });
+      return { jobId: id, outcome };
+    }
     if (id === jobId || options.waitMs === undefined) return { jobId: id, outcome: early?.promise };
     // Deduplicated onto a job queued earlier: wait for that one, which may already be done.
     early?.cancel();
@@ -92,7 +144,9 @@ export class JobService {
   }
 
   /** Waits for a job to end, at most `waitMs`; falls back to reading the job when no event came. */
-  async waitFor(jobId: string, waitMs: number): Promise<JobOutcome | undefined> {
+  async waitFor(id: string, waitMs: number): Promise<JobOutcome | undefined> {
+    // Queue events name the job; a request's public id may name its part of a gathered job.
+    const jobId = parsePartId(id)?.jobId ?? id;
     const wait = this.hub.wait(jobId, waitMs);
     const done = await this.hub.peek(jobId).catch(() => undefined);
     if (done) this.hub.settle(jobId, done);
@@ -129,6 +183,12 @@ export class JobService {
 
   /** The public view of a job; throws 404 job_not_found. */
   async view(jobId: string): Promise<JobView> {
+    this.assertRedis();
+    const part = parsePartId(jobId);
+    if (part) return this.viewPart(jobId, part.jobId, part.index);
+    // `<prefix>:predict:events` and its siblings are BullMQ's own keys, not job hashes.
+    if (BULLMQ_QUEUE_KEYS.has(jobId))
+      throw new ApiError('job_not_found', `Job "${jobId}" does not exist or has expired.`);
     const job = await Job.fromId<PredictJobData, PredictJobResult>(this.queue, jobId);
     if (!job) {
       const tombstone = await this.redis.get(this.keys.cancelled(jobId));
@@ -159,8 +219,29 @@ export class JobService {
     return { ...base, status: state === 'completed' ? 'active' : 'queued' };
   }
 
+  /** One request's view of a gathered job: the job's status with that request's own result. */
+  private async viewPart(id: string, jobId: string, index: number): Promise<JobView> {
+    const job = await Job.fromId<PredictJobData, PredictJobResult>(this.queue, jobId);
+    const meta = job?.data.parts?.[index];
+    if (!job || !meta || meta.skip) {
+      const tombstone = await this.redis.get(this.keys.cancelled(id));
+      if (tombstone) return JSON.parse(tombstone) as JobView;
+      throw new ApiError('job_not_found', `Job "${id}" does not exist or has expired.`);
+    }
+    const { result: _whole, ...view } = await this.view(jobId);
+    if (view.status !== 'completed' || !job.returnvalue) return { ...view, id };
+    const own = partResult(job.returnvalue, index);
+    if (own && 'results' in own) {
+      return { ...view, id, result: JobService.resultBody(own.results, meta.single) };
+    }
+    return { ...view, id, status: 'failed', error: own ?? { code: 'internal_error', message: 'no result' } };
+  }
+
   /** Cancels a job that has not started; throws 409 job_not_cancellable otherwise. */
   async cancel(jobId: string): Promise<void> {
+    this.assertRedis();
+    const part = parsePartId(jobId);
+    if (part) return this.cancelPart(jobId, part.jobId);
     const view = await this.view(jobId);
     if (view.status !== 'queued') {
       throw new ApiError(
@@ -185,5 +266,19 @@ export class JobService {
       );
     }
     this.hub.settle(jobId, { state: 'cancelled' });
+  }
+
+  // A request's part can be cancelled only when its job carries nothing else.
+  private async cancelPart(id: string, jobId: string): Promise<void> {
+    const view = await this.view(id);
+    const job = await Job.fromId<PredictJobData, PredictJobResult>(this.queue, jobId);
+    const live = (job?.data.parts ?? []).filter((p) => !p.skip).length;
+    if (view.status !== 'queued' || live !== 1) {
+      const why = view.status === 'queued' ? 'shares its queue job with other requests' : `is ${view.status}`;
+      throw new ApiError('job_not_cancellable', `Job "${id}" ${why} and cannot be cancelled.`);
+    }
+    await this.cancel(jobId);
+    const record: JobView = { ...view, status: 'cancelled', finishedAt: new Date().toISOString() };
+    await this.redis.set(this.keys.cancelled(id), JSON.stringify(record), 'EX', this.config.RESULT_TTL_S);
   }
 }

@@ -1,5 +1,5 @@
 import type { Queue, QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { parseFailure, type JobFailure } from '../shared/errors.js';
 import type { PredictJobResult } from '../shared/jobs.js';
 import type { Logger } from '../shared/logger.js';
@@ -36,12 +36,14 @@ function parseResult(raw: unknown): PredictJobResult | undefined {
  */
 export class ResultHub {
   private readonly waiters = new Map<string, Set<Listener>>();
+  private readonly activeWatchers = new Map<string, Set<() => void>>();
   private closing = false;
+  private readonly observers = new Set<(jobId: string) => void>();
 
   constructor(
     private readonly queue: Queue,
     /** Producer connection used to read job hashes. */
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly events: QueueEvents,
     private readonly logger: Logger,
   ) {
@@ -54,7 +56,24 @@ export class ResultHub {
       this.settle(jobId, { state: 'failed', failure: parseFailure(failedReason) });
     });
     events.on('removed', ({ jobId }) => this.settle(jobId, { state: 'cancelled' }));
+    events.on('active', ({ jobId }) => {
+      for (const cb of this.activeWatchers.get(jobId) ?? []) cb();
+    });
     events.on('error', (err) => logger.warn({ err: err.message }, 'queue events error'));
+    // Observers hear of every job that ends, waited for or not (batch progress follows chunks).
+    events.on('completed', ({ jobId }) => this.notify(jobId));
+    events.on('failed', ({ jobId }) => this.notify(jobId));
+    events.on('removed', ({ jobId }) => this.notify(jobId));
+  }
+
+  /** Calls `listener` with the id of every job of the queue that ends; returns the unsubscribe. */
+  observe(listener: (jobId: string) => void): () => void {
+    this.observers.add(listener);
+    return () => this.observers.delete(listener);
+  }
+
+  private notify(jobId: string): void {
+    for (const listener of this.observers) listener(jobId);
   }
 
   /** Number of requests waiting. */
@@ -86,6 +105,17 @@ export class ResultHub {
         clearTimeout(timer);
         this.remove(jobId, listener);
       },
+    };
+  }
+
+  /** Calls `cb` whenever `jobId` becomes active (best-effort, like every queue event); returns the unsubscribe. */
+  onActive(jobId: string, cb: () => void): () => void {
+    let set = this.activeWatchers.get(jobId);
+    if (!set) this.activeWatchers.set(jobId, (set = new Set()));
+    set.add(cb);
+    return () => {
+      set.delete(cb);
+      if (set.size === 0 && this.activeWatchers.get(jobId) === set) this.activeWatchers.delete(jobId);
     };
   }
 

@@ -5,12 +5,17 @@ import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
 import { createKeys, PREDICT_QUEUE } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { ModelRepository } from '../shared/model-repository.js';
-import { closeRedis, createRedis } from '../shared/redis.js';
+import { closeRedis, createRedis, topologyOf, waitForReady } from '../shared/redis.js';
 import { createApp } from './app.js';
 import type { ApiDeps } from './deps.js';
+import { BatchService } from './batch-service.js';
 import { JobService } from './job-service.js';
+import { OnlineGatherer } from './online-gather.js';
+import { ApiMetrics } from './metrics.js';
+import { apiModelReloads } from './model-reloads.js';
 import { QueueDepth } from './queue-depth.js';
 import { ResultHub } from './results-hub.js';
+import { mountLiveSocket } from './routes/ws.js';
 
 /** A built API: its deps and app, before or after listening. */
 export interface ApiHandle {
@@ -23,6 +28,13 @@ export interface ApiHandle {
   close(): Promise<void>;
 }
 
+async function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  await Promise.race([work.then(() => undefined, () => undefined), timeout]);
+  clearTimeout(timer);
+}
+
 /** Builds the API's connections and app from config (no listening yet). */
 export async function buildApi(config: Config, logger: Logger): Promise<ApiHandle> {
   const repository = await ModelRepository.scan(
@@ -30,8 +42,14 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     config.MODEL_VERSIONS_KEPT,
     logger,
   );
-  const redis = createRedis({ url: config.REDIS_URL, role: 'producer', name: 'inferq-api' });
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  const redis = createRedis({
+    ...topologyOf(config),
+    role: 'producer',
+    name: 'inferq-api',
+  });
+  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
+  // Start answering even while Redis is away (503s, health), but not before a reachable one is ready.
+  await waitForReady(redis, 3000).catch(() => logger.warn('redis not ready at start; answering 503 until it is'));
   const keys = createKeys(config.QUEUE_PREFIX);
   const queue = new Queue<PredictJobData, PredictJobResult>(PREDICT_QUEUE, {
     connection: redis,
@@ -40,18 +58,28 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
   queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
   // One blocking connection per process carries every waiter's completion event.
   const eventsRedis = createRedis({
-    url: config.REDIS_URL,
+    ...topologyOf(config),
     role: 'blocking',
     name: 'inferq-api-events',
   });
-  eventsRedis.on('error', (err) => logger.debug({ err: err.message }, 'events connection error'));
+  eventsRedis.on('error', (err: Error) =>
+    logger.debug({ err: err.message }, 'events connection error'),
+  );
   const events = new QueueEvents(PREDICT_QUEUE, {
     connection: eventsRedis,
     prefix: config.QUEUE_PREFIX,
   });
   const hub = new ResultHub(queue, redis, events, logger);
-  const depth = new QueueDepth(queue, config.MAX_QUEUE_DEPTH, logger);
+  const depth = new QueueDepth(
+    queue,
+    config.MAX_QUEUE_DEPTH,
+    logger,
+    config.QUEUE_DEPTH_REFRESH_MS,
+  );
   depth.start();
+  const metrics = new ApiMetrics(queue, logger);
+  const reloads = apiModelReloads(config, repository, logger);
+  void reloads.start();
   let shuttingDown = false;
   const deps: ApiDeps = {
     config,
@@ -60,11 +88,19 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     redis,
     keys,
     queue,
-    jobs: new JobService(config, queue, redis, keys, hub),
+    jobs: new JobService(config, queue, redis, keys, hub, {
+      onCoalesced: () => metrics.coalesced.inc(),
+      onCompleted: (result) => metrics.jobWaited(result.queueMs),
+    }),
+    batches: new BatchService(config, queue, redis, keys, hub),
     depth,
+    gather: new OnlineGatherer({ config, queue, redis, keys, hub }),
+    hub,
     isShuttingDown: () => shuttingDown,
+    metrics,
   };
   const app = createApp(deps);
+  const live = mountLiveSocket(app, deps);
   let server: ServerType | undefined;
   return {
     deps,
@@ -73,17 +109,22 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     listen: (port = config.PORT, host = config.HOST) =>
       new Promise((resolve) => {
         server = serve({ fetch: app.fetch, port, hostname: host }, (info) => resolve(info.port));
+        live.inject(server);
       }),
     close: async () => {
       shuttingDown = true;
       depth.stop();
+      await reloads.close();
       const closed = server
         ? new Promise<void>((r) => server?.close(() => r()))
         : Promise.resolve();
+      deps.batches.close();
       hub.releaseAll();
+      live.closeAll();
       await closed;
-      await events.close();
-      await queue.close();
+      // BullMQ's close waits for a connection that may never come while Redis is away.
+      const reachable = redis.status === 'ready';
+      await settleWithin(Promise.all([events.close(), queue.close()]), reachable ? 5000 : 200);
       await Promise.all([closeRedis(redis), closeRedis(eventsRedis)]);
     },
   };

@@ -7,6 +7,13 @@ Commands:
   worker    run an inference worker (run as many as you like)
   start     run the API and one worker locally (starts a private redis-server if none answers)
 
+Client commands (reach the server at --url, default $INFERQ_URL or http://127.0.0.1:8080):
+  predict <model> --features 1,2,3          one online prediction
+  batch <file.csv|file.jsonl> --model m -o results.jsonl
+                                            a batch with a progress bar; results in input order
+  results <batchId> [-o results.jsonl]      a batch's results again
+  (inferq <command> --help for their options)
+
 Settings come from the environment; see README.md.`;
 
 async function run(command: string | undefined): Promise<void> {
@@ -17,6 +24,10 @@ async function run(command: string | undefined): Promise<void> {
       return (await import('../worker/main.js')).main();
     case 'start':
       return (await import('./start.js')).main();
+    case 'predict':
+    case 'batch':
+    case 'results':
+      return (await import('./client-commands.js')).main(process.argv.slice(2));
     case undefined:
     case '-h':
     case '--help':

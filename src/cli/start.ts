@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -81,7 +82,9 @@ export async function main(): Promise<void> {
   const config = loadConfig();
   const children: ChildProcess[] = [];
   let redis: ChildProcess | undefined;
-  if (!(await redisAnswers(config.REDIS_URL))) {
+  // A Cluster or Sentinel deployment is never replaced by a private redis-server.
+  const external = config.REDIS_CLUSTER_NODES.length > 0 || config.REDIS_SENTINELS.length > 0;
+  if (!external && !(await redisAnswers(config.REDIS_URL))) {
     const local = /^rediss?:\/\/(?:[^@/]*@)?(127\.0\.0\.1|localhost|\[::1\])(?::\d+)?/.test(
       config.REDIS_URL,
     );
@@ -107,7 +110,12 @@ export async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stopAll(0));
   process.on('SIGINT', () => void stopAll(0));
-  children.push(spawnInferq(['api']), spawnInferq(['worker']));
+  // Bull Board is never open: without ADMIN_TOKEN, this run makes one and prints it below.
+  const adminToken = config.ADMIN_TOKEN || randomBytes(18).toString('base64url');
+  children.push(
+    spawnInferq(['api'], { env: { ...process.env, ADMIN_TOKEN: adminToken } }),
+    spawnInferq(['worker']),
+  );
   for (const child of children) {
     void exited(child).then((code) => {
       if (!stopping) {
@@ -124,5 +132,13 @@ export async function main(): Promise<void> {
   const url = `http://127.0.0.1:${config.PORT}`;
   console.log(
     `\ninferq is ready at ${url}\n\nTry:\n  curl -s ${url}/v1/models/breast-cancer/predict -H 'Content-Type: application/json' \\\n    -d '{"features": [17.99, 10.38, 122.8, 1001, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589, 153.4, 0.006399, 0.04904, 0.05373, 0.01587, 0.03003, 0.006193, 25.38, 17.33, 184.6, 2019, 0.1622, 0.6656, 0.7119, 0.2654, 0.4601, 0.1189]}'\n`,
+  );
+  const password = config.ADMIN_TOKEN ? 'your ADMIN_TOKEN' : adminToken;
+  console.log(
+    `Bull Board: ${url}/admin/queues\n  log in with any user name and the password ${password}\n  (or send "Authorization: Bearer <token>")\n` +
+      `API docs:   ${url}/docs\nMetrics:    ${url}/metrics (API)` +
+      (config.WORKER_METRICS_PORT > 0
+        ? `, http://127.0.0.1:${config.WORKER_METRICS_PORT}/metrics (worker)\n`
+        : '\n'),
   );
 }

@@ -23,6 +23,18 @@ export const ConfigSchema = z.object({
     .string()
     .default('redis://127.0.0.1:6379')
     .refine((v) => /^rediss?:\/\//.test(v), 'must start with redis:// or rediss://'),
+  /** Redis Cluster startup nodes, comma-separated host:port; set = every connection is a Cluster. */
+  REDIS_CLUSTER_NODES: list.refine(
+    (v) => v.every((n) => /^[^\s:]+:\d{1,5}$/.test(n)),
+    'must be a comma-separated list of host:port',
+  ),
+  /** Redis Sentinels, comma-separated host:port; set = the master is found through them. */
+  REDIS_SENTINELS: list.refine(
+    (v) => v.every((n) => /^[^\s:]+:\d{1,5}$/.test(n)),
+    'must be a comma-separated list of host:port',
+  ),
+  /** Name of the Sentinel-monitored master; default mymaster. */
+  REDIS_SENTINEL_NAME: z.string().min(1).default('mymaster'),
   /** Prefix of every Redis key inferq and BullMQ write; the braces make it a Cluster hash tag. */
   QUEUE_PREFIX: z
     .string()
@@ -52,6 +64,8 @@ export const ConfigSchema = z.object({
   MAX_BATCH_ROWS: int(1_000_000, 1),
   /** Longest NDJSON line, bytes; default 65,536. */
   MAX_LINE_BYTES: int(65_536, 1),
+  /** Rows per batch chunk: one BullMQ job and one result key each; default 2000 (~0.03 Redis commands a row). */
+  BATCH_CHUNK_ROWS: int(2000, 1).refine((v) => v <= 100_000, 'must be at most 100000'),
   /** Most finished jobs kept per state (completed, failed) whatever their age; default 100000. */
   RESULT_MAX_JOBS: int(100_000, 1),
   /** Waiting jobs above which new work is refused with 429 queue_full; 0 = unbounded; default 100000. */
@@ -60,12 +74,36 @@ export const ConfigSchema = z.object({
   API_KEYS: list,
   /** Token for /admin/queues; empty = Bull Board off. */
   ADMIN_TOKEN: z.string().default(''),
+  /** Bull Board shows queues and jobs but offers no retry, clean or remove actions; default false. */
+  ADMIN_READ_ONLY: bool(false),
+  /** Bearer token (or Basic password) for GET /metrics; empty = open. */
+  METRICS_TOKEN: z.string().default(''),
+  /** Port of a worker's Prometheus endpoint (GET /metrics); 0 = off; default 9465. */
+  WORKER_METRICS_PORT: int(9465, 0).refine((v) => v <= 65535, 'must be a port number'),
+  /** Sustained requests per second allowed per API key (per client IP without API_KEYS); 0 = off. */
+  RATE_LIMIT_RPS: z.coerce.number().min(0).default(0),
+  /** Requests a key may send at once above the sustained rate; 0 = one second's worth (RATE_LIMIT_RPS). */
+  RATE_LIMIT_BURST: int(0, 0),
+  /** Read the client IP for rate limits from X-Forwarded-For (behind a trusted proxy); default false. */
+  TRUST_PROXY: bool(false),
+  /** How often the API refreshes the queue depth for backpressure, milliseconds; default 500. */
+  QUEUE_DEPTH_REFRESH_MS: int(500, 10),
+  /** How often API and workers rescan MODEL_DIR for new versions, milliseconds; 0 = only on POST /admin/models/reload; default 5000. */
+  MODEL_RESCAN_MS: int(5000, 0),
   /** Most rows in one inference batch; default 64. */
   MAX_BATCH_SIZE: int(64, 1),
   /** Longest a partial batch waits for more rows, milliseconds; default 2. */
   MAX_BATCH_DELAY_MS: z.coerce.number().min(0).default(2),
   /** Jobs one worker process holds at once; default 256. */
   WORKER_CONCURRENCY: int(256, 1),
+  /** Name stored on every job this worker processes (BullMQ `processedBy`); default <hostname>-<pid>. */
+  WORKER_NAME: z.string().max(200).default(''),
+  /** Lock on an active job, milliseconds; a dead worker's jobs are re-run after it expires; default 30000. */
+  WORKER_LOCK_MS: int(30_000, 1000),
+  /** Period of the stalled-job check, milliseconds; default 30000. */
+  WORKER_STALLED_INTERVAL_MS: int(30_000, 500),
+  /** Times a job may be recovered from a dead worker before it fails; default 1. */
+  WORKER_MAX_STALLED_COUNT: int(1, 0),
   /** Attempts of a job before it fails (transient errors only); default 3. */
   JOB_ATTEMPTS: int(3, 1),
   /** First retry delay of a job, milliseconds, doubled each attempt; default 500. */
@@ -107,12 +145,27 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       }),
     );
   }
+  if (parsed.data.REDIS_CLUSTER_NODES.length > 0 && parsed.data.REDIS_SENTINELS.length > 0) {
+    throw new ConfigError(['REDIS_SENTINELS: cannot be combined with REDIS_CLUSTER_NODES']);
+  }
+  if (parsed.data.REDIS_CLUSTER_NODES.length > 0 && !hasHashTag(parsed.data.QUEUE_PREFIX)) {
+    throw new ConfigError([
+      `QUEUE_PREFIX=${JSON.stringify(parsed.data.QUEUE_PREFIX)}: must contain a hash tag such as {inferq} when REDIS_CLUSTER_NODES is set (BullMQ keeps a queue's keys in one slot)`,
+    ]);
+  }
   if (parsed.data.MAX_WAIT_S < parsed.data.DEFAULT_WAIT_S) {
     throw new ConfigError([
       `MAX_WAIT_S: must be at least DEFAULT_WAIT_S (${parsed.data.DEFAULT_WAIT_S})`,
     ]);
   }
   return Object.freeze(parsed.data);
+}
+
+/** True when `key` starts a Redis Cluster hash tag: a non-empty `{...}` at its first brace. */
+export function hasHashTag(key: string): boolean {
+  const open = key.indexOf('{');
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
+  return close > open + 1;
 }
 
 /** REDIS_URL with its password replaced, safe to log. */

@@ -16,6 +16,42 @@ export interface PredictJobData {
   cacheKey?: string;
   /** Request id of the HTTP request that queued the job, for logs. */
   requestId?: string;
+  /**
+   * Whole input tensors by input name, for models the row batcher cannot take (several inputs,
+   * free non-batch dimensions): run alone in one session run; `values` is then empty and the
+   * job's one result holds the whole output tensors.
+   */
+  tensors?: Record<string, JobTensor>;
+  /**
+   * Set when the API gathered several concurrent requests into this one job: each part is one
+   * request's consecutive rows of `values`, with its own result, failure and cache entry.
+   */
+  parts?: JobPart[];
+}
+
+/** One request's share of a gathered job. */
+export interface JobPart {
+  rows: number;
+  /** Whether the request sent one instance (`features`). */
+  single: boolean;
+  /** Result-cache key of this request's input. */
+  cacheKey?: string;
+  requestId?: string;
+  /** An identical request already in flight elsewhere carries this one: nothing to run. */
+  skip?: boolean;
+}
+
+/** How one part of a gathered job came out: its results, or its own failure. */
+export interface PartResult {
+  results?: InstanceResult[];
+  error?: { code: string; message: string };
+}
+
+/** An input tensor carried by a job: flat row-major data (booleans as 0/1). */
+export interface JobTensor {
+  datatype: Datatype;
+  shape: number[];
+  data: number[];
 }
 
 /** A raw output tensor of one instance. */
@@ -43,6 +79,27 @@ export interface PredictJobResult {
   inferMs: number;
   /** Instances in the inference batch the job ran in. */
   batchSize: number;
+  /** Per-part outcomes of a gathered job (`results` is then empty). */
+  parts?: PartResult[];
+}
+
+/** Public id of part `index` of gathered job `jobId`; UUIDs never end in `-p<digits>`. */
+export function partId(jobId: string, index: number): string {
+  return `${jobId}-p${index}`;
+}
+
+/** Splits a public part id into its job id and part index; undefined for a plain job id. */
+export function parsePartId(id: string): { jobId: string; index: number } | undefined {
+  const m = /^(.+)-p(\d{1,6})$/.exec(id);
+  return m?.[1] && m[2] ? { jobId: m[1], index: Number(m[2]) } : undefined;
+}
+
+/** The result of one part, shaped like a single job's result (what its cache entry holds). */
+export function partResult(result: PredictJobResult, index: number): PredictJobResult | PartResult['error'] {
+  const part = result.parts?.[index];
+  if (!part) return { code: 'internal_error', message: `job ${result.jobId} has no part ${index}` };
+  if (part.error || !part.results) return part.error ?? { code: 'inference_failed', message: 'no result' };
+  return { ...result, parts: undefined, results: part.results, jobId: partId(result.jobId, index) };
 }
 
 /** BullMQ job name of prediction jobs. */

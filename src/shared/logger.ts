@@ -1,4 +1,4 @@
-import { pino, type Logger as PinoLogger } from 'pino';
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 
 /** The structured JSON logger every module takes as an argument. */
 export type Logger = PinoLogger;
@@ -9,11 +9,13 @@ export interface LoggerOptions {
   level?: string;
   /** Name of the process role, logged as `service`. */
   service: string;
+  /** Where the JSON lines go; default stdout (tests capture them with a stream). */
+  destination?: DestinationStream;
 }
 
 /** A pino logger writing JSON lines to stdout, with secrets redacted. */
 export function createLogger(options: LoggerOptions): Logger {
-  return pino({
+  const settings = {
     level: options.level ?? 'info',
     base: { service: options.service, pid: process.pid },
     redact: {
@@ -24,8 +26,15 @@ export function createLogger(options: LoggerOptions): Logger {
         'headers["x-api-key"]',
         'features',
         'instances',
+        'values',
+        '*.features',
+        '*.instances',
+        '*.values',
+        'apiKey',
+        'token',
       ],
       censor: '[redacted]',
     },
-  });
+  };
+  return options.destination ? pino(settings, options.destination) : pino(settings);
 }

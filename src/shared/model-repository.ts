@@ -110,31 +110,91 @@ async function loadVersion(dir: string, name: string, version: string): Promise<
   };
 }
 
-/** The models found under MODEL_DIR, with their ONNX signatures; read-only once scanned. */
-export class ModelRepository {
-  private constructor(private readonly models: Map<string, ModelEntry>) {}
+// A version whose model.onnx kept its modification time is taken from the previous scan rather
+// than parsed again: a rescan every few seconds must not re-read every model file.
+async function reuseOrLoad(
+  dir: string,
+  name: string,
+  version: string,
+  previous: Map<string, ModelEntry> | undefined,
+): Promise<ModelVersion> {
+  const before = previous?.get(name)?.versions.find((v) => v.version === version);
+  if (before) {
+    const info = await stat(before.onnxPath);
+    if (info.mtimeMs === before.mtimeMs) return { ...before };
+  }
+  return loadVersion(dir, name, version);
+}
 
-  /** Scans `dir`; versions that fail to load are logged and skipped, never fatal. */
-  static async scan(dir: string, versionsKept: number, logger?: Logger): Promise<ModelRepository> {
-    const models = new Map<string, ModelEntry>();
-    for (const name of (await listDirs(dir)).filter((n) => MODEL_NAME_RE.test(n)).sort()) {
-      const names = (await listDirs(join(dir, name))).filter((v) => semver.valid(v) === v);
-      const versions: ModelVersion[] = [];
-      for (const version of names.sort(semver.rcompare)) {
-        try {
-          versions.push(await loadVersion(dir, name, version));
-        } catch (err) {
+async function scanModels(
+  dir: string,
+  versionsKept: number,
+  logger?: Logger,
+  previous?: Map<string, ModelEntry>,
+  failed = new Map<string, number>(),
+): Promise<Map<string, ModelEntry>> {
+  const models = new Map<string, ModelEntry>();
+  for (const name of (await listDirs(dir)).filter((n) => MODEL_NAME_RE.test(n)).sort()) {
+    const names = (await listDirs(join(dir, name))).filter((v) => semver.valid(v) === v);
+    const versions: ModelVersion[] = [];
+    for (const version of names.sort(semver.rcompare)) {
+      try {
+        versions.push(await reuseOrLoad(dir, name, version, previous));
+      } catch (err) {
+        // Logged once per file: rescans meet the same broken version every few seconds.
+        const onnx = join(dir, name, version, 'model.onnx');
+        const mtimeMs = await stat(onnx).then(
+          (s) => s.mtimeMs,
+          () => -1,
+        );
+        if (failed.get(`${name}@${version}`) !== mtimeMs) {
           logger?.error(
             { err, model: name, version },
             'skipping model version that failed to load',
           );
         }
+        failed.set(`${name}@${version}`, mtimeMs);
       }
-      versions.forEach((v, i) => (v.served = i < versionsKept));
-      const first = versions[0];
-      if (first) models.set(name, { name, versions, default: first.version });
     }
-    return new ModelRepository(models);
+    versions.forEach((v, i) => (v.served = i < versionsKept));
+    const first = versions[0];
+    if (first) models.set(name, { name, versions, default: first.version });
+  }
+  return models;
+}
+
+/** The models found under MODEL_DIR, with their ONNX signatures; replaced whole by reload(). */
+export class ModelRepository {
+  private constructor(
+    private models: Map<string, ModelEntry>,
+    private readonly source: { dir: string; versionsKept: number; logger?: Logger },
+    /** Versions that failed to load, by `name@version`, with their model.onnx mtime. */
+    private readonly failed: Map<string, number>,
+  ) {}
+
+  /** Scans `dir`; versions that fail to load are logged and skipped, never fatal. */
+  static async scan(dir: string, versionsKept: number, logger?: Logger): Promise<ModelRepository> {
+    const failed = new Map<string, number>();
+    const models = await scanModels(dir, versionsKept, logger, undefined, failed);
+    return new ModelRepository(models, { dir, versionsKept, logger }, failed);
+  }
+
+  /**
+   * Rescans the folder and swaps in the result at once, so readers never see a half-read
+   * repository. Returns the `name@version` keys that appeared and disappeared.
+   */
+  async reload(): Promise<{ added: string[]; removed: string[] }> {
+    const { dir, versionsKept, logger } = this.source;
+    const next = await scanModels(dir, versionsKept, logger, this.models, this.failed);
+    const keysOf = (m: Map<string, ModelEntry>) =>
+      new Set([...m.values()].flatMap((e) => e.versions.map((v) => `${v.name}@${v.version}`)));
+    const before = keysOf(this.models);
+    const after = keysOf(next);
+    this.models = next;
+    return {
+      added: [...after].filter((k) => !before.has(k)),
+      removed: [...before].filter((k) => !after.has(k)),
+    };
   }
 
   /** All models, sorted by name. */

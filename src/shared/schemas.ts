@@ -14,6 +14,54 @@ export const FeatureSchema = z
   .refine(Number.isFinite, 'must be a finite number')
   .refine((v) => Math.abs(v) <= FLOAT32_MAX, 'is outside the float32 range');
 
+function featureProblem(v: unknown): string | undefined {
+  if (typeof v !== 'number') return 'must be a number';
+  if (!Number.isFinite(v)) return 'must be a finite number';
+  if (Math.abs(v) > FLOAT32_MAX) return 'is outside the float32 range';
+  return undefined;
+}
+
+// The first bad element of a number array (depth 1) or of an array of them (depth 2).
+function firstBadFeature(
+  value: unknown,
+  depth: 1 | 2,
+): { path: number[]; message: string } | undefined {
+  if (!Array.isArray(value)) return undefined;
+  for (let i = 0; i < value.length; i++) {
+    const item: unknown = value[i];
+    if (depth === 1) {
+      const message = featureProblem(item);
+      if (message) return { path: [i], message };
+    } else if (!Array.isArray(item)) {
+      const received = item === null ? 'null' : typeof item;
+      return { path: [i], message: `Invalid input: expected array, received ${received}` };
+    } else {
+      const inner = firstBadFeature(item, 1);
+      if (inner) return { path: [i, ...inner.path], message: inner.message };
+    }
+  }
+  return undefined;
+}
+
+// zod reports one issue per bad element: a body of a million bad values would hold the event
+// loop for seconds. This pre-pass stops at the first one, so zod only ever sees valid arrays.
+function firstIssueOnly<T extends z.ZodType>(depth: 1 | 2, schema: T) {
+  return z.preprocess((value, ctx) => {
+    const bad = firstBadFeature(value, depth);
+    if (bad) ctx.addIssue({ code: 'custom', message: bad.message, input: value, path: bad.path });
+    return value;
+  }, schema);
+}
+
+/** The features of one instance: finite float32 numbers. */
+export const FeaturesSchema = firstIssueOnly(1, z.array(FeatureSchema));
+
+/** A list of instances, each a list of finite float32 numbers; at least one. */
+export const InstancesSchema = firstIssueOnly(
+  2,
+  z.array(z.array(FeatureSchema)).min(1, 'must hold at least one instance'),
+);
+
 /** A semver version string. */
 export const VersionSchema = z
   .string()
@@ -25,8 +73,8 @@ export const ModelNameSchema = z.string().regex(MODEL_NAME_RE, 'must match [a-z0
 /** Inputs of an online prediction: one instance or many. */
 export const PredictRequestSchema = z
   .object({
-    features: z.array(FeatureSchema).optional(),
-    instances: z.array(z.array(FeatureSchema)).min(1, 'must hold at least one instance').optional(),
+    features: FeaturesSchema.optional(),
+    instances: InstancesSchema.optional(),
   })
   .refine((b) => (b.features === undefined) !== (b.instances === undefined), {
     message: 'send exactly one of "features" (one instance) or "instances" (a list)',
@@ -39,8 +87,8 @@ export const JobRequestSchema = z
     model: ModelNameSchema,
     version: VersionSchema.optional(),
     priority: z.number().int().min(1).max(10).optional(),
-    features: z.array(FeatureSchema).optional(),
-    instances: z.array(z.array(FeatureSchema)).min(1, 'must hold at least one instance').optional(),
+    features: FeaturesSchema.optional(),
+    instances: InstancesSchema.optional(),
   })
   .refine((b) => (b.features === undefined) !== (b.instances === undefined), {
     message: 'send exactly one of "features" (one instance) or "instances" (a list)',

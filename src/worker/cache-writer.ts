@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 
 interface PendingWrite {
   key: string;
@@ -16,7 +16,7 @@ export class CacheWriter {
   private scheduled = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     /** Entry lifetime, seconds. */
     private readonly ttlS: number,
   ) {}

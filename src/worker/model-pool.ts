@@ -2,7 +2,7 @@ import type { Logger } from '../shared/logger.js';
 import type { ModelRepository, ModelVersion } from '../shared/model-repository.js';
 import type { Datatype } from '../shared/onnx-metadata.js';
 import { MicroBatcher } from './batcher.js';
-import type { InferenceThread } from './sessions.js';
+import type { InferenceThread, RunResult } from './sessions.js';
 import type { ThreadTensor } from './thread-protocol.js';
 
 /** Options of ModelPool. */
@@ -97,8 +97,32 @@ export class ModelPool {
     return this.loaded.get(modelKey(name, version));
   }
 
+  /** Runs `feeds` through a loaded version's session in one run of its own, outside its batcher. */
+  async runDirect(model: ModelVersion, feeds: Record<string, ThreadTensor>): Promise<RunResult> {
+    const key = modelKey(model.name, model.version);
+    if (!this.loaded.has(key)) throw new Error(`${key} is not loaded`);
+    const rows = Object.values(feeds)[0]?.dims[0] ?? 1;
+    const run = await this.options.thread.run(key, feeds);
+    this.options.onBatch?.(model, rows, run.ms);
+    return run;
+  }
+
   /** Keys of every loaded version. */
   keys(): string[] {
     return [...this.loaded.keys()];
+  }
+
+  /**
+   * Stops serving a version: new jobs for it no longer find it, what its batcher holds runs
+   * first (the thread handles messages in order), then the session is released.
+   */
+  async unload(name: string, version: string): Promise<void> {
+    const key = modelKey(name, version);
+    const loaded = this.loaded.get(key);
+    if (!loaded) return;
+    this.loaded.delete(key);
+    loaded.batcher.flush();
+    await this.options.thread.unload(key);
+    this.options.logger.info({ model: name, version }, 'model unloaded');
   }
 }

@@ -4,6 +4,8 @@ import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
 import type { Logger } from '../shared/logger.js';
 import type { CacheWriter } from './cache-writer.js';
 import type { ModelPool } from './model-pool.js';
+import { runDirectJob, wholeTensorResults } from './direct.js';
+import { runParts } from './parts.js';
 import { ModelOutputError, toInstanceResults } from './results.js';
 
 /** What the job processor needs. */
@@ -12,6 +14,8 @@ export interface ProcessorDeps {
   /** Absent when the result cache is off. */
   cache?: CacheWriter;
   logger: Logger;
+  /** Rescans the model folder for a version not loaded yet that a job created at `sinceMs` names. */
+  onMissingModel?: (sinceMs: number) => Promise<void>;
 }
 
 function validate(data: PredictJobData, rowSize: number): Float32Array {
@@ -40,7 +44,13 @@ function validate(data: PredictJobData, rowSize: number): Float32Array {
 export function createProcessor(deps: ProcessorDeps) {
   return async (job: Job<PredictJobData, PredictJobResult>): Promise<PredictJobResult> => {
     const data = job.data;
-    const loaded = deps.pool.get(data.model, data.version);
+    const log = deps.logger.child({ jobId: job.id, requestId: data.requestId });
+    let loaded = deps.pool.get(data.model, data.version);
+    if (!loaded && deps.onMissingModel) {
+      // The API may have seen a new version folder before this worker's next rescan.
+      await deps.onMissingModel(job.timestamp);
+      loaded = deps.pool.get(data.model, data.version);
+    }
     if (!loaded) {
       throw new UnrecoverableError(
         formatFailure(
@@ -49,17 +59,27 @@ export function createProcessor(deps: ProcessorDeps) {
         ),
       );
     }
-    const values = validate(data, loaded.model.rowSize);
     const queueMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
-    const slice = await loaded.batcher.submit(data.rows, values).catch((err: unknown) => {
-      // Transient until proven otherwise: BullMQ retries with backoff, then fails with this text.
-      throw new Error(
-        formatFailure('inference_failed', `Inference failed: ${(err as Error).message}`),
-      );
-    });
+    if (data.parts && !data.tensors) {
+      const values = validate(data, loaded.model.rowSize);
+      return runParts(job.id ?? '', loaded, data, values, queueMs, deps.cache, log);
+    }
+    // Whole tensors (several inputs, free dimensions) run alone; rows share a batch.
+    const slice = data.tensors
+      ? await runDirectJob(deps.pool, loaded.model, data.tensors)
+      : await loaded.batcher
+          .submit(data.rows, validate(data, loaded.model.rowSize))
+          .catch((err: unknown) => {
+            // Transient until proven otherwise: BullMQ retries with backoff, then fails with this text.
+            throw new Error(
+              formatFailure('inference_failed', `Inference failed: ${(err as Error).message}`),
+            );
+          });
     let results;
     try {
-      results = toInstanceResults(loaded.model, slice.outputs, data.rows, data.format);
+      results = data.tensors
+        ? wholeTensorResults(slice.outputs)
+        : toInstanceResults(loaded.model, slice.outputs, data.rows, data.format);
     } catch (err) {
       if (err instanceof ModelOutputError) {
         throw new UnrecoverableError(
@@ -81,7 +101,7 @@ export function createProcessor(deps: ProcessorDeps) {
     if (deps.cache && data.cacheKey) {
       // A failed cache write costs a future hit, never this result.
       await deps.cache.write(data.cacheKey, JSON.stringify(result)).catch((err: unknown) => {
-        deps.logger.warn({ err, jobId: job.id }, 'result cache write failed');
+        log.warn({ err }, 'result cache write failed');
       });
     }
     return result;

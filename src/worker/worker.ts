@@ -1,12 +1,16 @@
+import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import type { Config } from '../shared/config.js';
 import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
 import { PREDICT_QUEUE } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { ModelRepository, type ModelVersion } from '../shared/model-repository.js';
-import { closeRedis, createRedis } from '../shared/redis.js';
+import { closeRedis, createRedis, topologyOf } from '../shared/redis.js';
+import { createBatchProcessor, withBatchChunks } from './batch-processor.js';
 import { CacheWriter } from './cache-writer.js';
+import { WorkerMetrics } from './metrics.js';
 import { ModelPool } from './model-pool.js';
+import { createWorkerOps, type WorkerOps } from './operations.js';
 import { createProcessor } from './processor.js';
 import { InferenceThread } from './sessions.js';
 
@@ -16,6 +20,10 @@ export interface WorkerHandle {
   pool: ModelPool;
   /** Sizes of every inference batch run so far (for tests and metrics). */
   batchSizes: number[];
+  /** Prometheus metrics of this worker. */
+  metrics: WorkerMetrics;
+  /** Hot model reloads and the metrics endpoint. */
+  ops: WorkerOps;
   /** Lets active jobs finish, then closes everything. */
   close(): Promise<void>;
 }
@@ -41,6 +49,7 @@ export async function startWorker({
   );
   const thread = new InferenceThread({ intraOpThreads: config.INTRA_OP_THREADS, logger });
   const batchSizes: number[] = [];
+  const metrics = new WorkerMetrics(() => pool.keys());
   const pool = new ModelPool({
     thread,
     logger,
@@ -48,36 +57,71 @@ export async function startWorker({
     maxBatchDelayMs: config.MAX_BATCH_DELAY_MS,
     onBatch: (model, rows, ms) => {
       if (batchSizes.length < 100_000) batchSizes.push(rows);
+      metrics.batch(model, rows, ms);
       onBatch?.(model, rows, ms);
     },
   });
   await pool.loadAll(repository);
-  const redis = createRedis({ url: config.REDIS_URL, role: 'blocking', name: 'inferq-worker' });
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  const ops = createWorkerOps({ config, logger, repository, pool, metrics });
+  const redis = createRedis({
+    ...topologyOf(config),
+    role: 'blocking',
+    name: 'inferq-worker',
+  });
+  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   const cache = config.CACHE_TTL_S > 0 ? new CacheWriter(redis, config.CACHE_TTL_S) : undefined;
   const worker = new Worker<PredictJobData, PredictJobResult>(
     PREDICT_QUEUE,
-    createProcessor({ pool, cache, logger }),
+    // One queue, two job kinds: 'batch-chunk' jobs carry a chunk of a batch, the rest predictions.
+    withBatchChunks(
+      createProcessor({
+        pool,
+        cache,
+        logger,
+        onMissingModel: (since) => ops.onMissingModel(since),
+      }),
+      createBatchProcessor({ pool, redis, config, logger }),
+    ),
     {
       connection: redis,
       prefix: config.QUEUE_PREFIX,
       concurrency: config.WORKER_CONCURRENCY,
       autorun: true,
+      name: config.WORKER_NAME || `${hostname()}-${process.pid}`,
+      // A killed worker's jobs go back to the queue once their lock expires and a stalled check runs.
+      lockDuration: config.WORKER_LOCK_MS,
+      stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
+      maxStalledCount: config.WORKER_MAX_STALLED_COUNT,
     },
   );
   worker.on('error', (err) => logger.warn({ err: err.message }, 'worker error'));
+  worker.on('completed', (job) => {
+    metrics.completed(job);
+    // Every job kind ends here; the line carries ids and sizes, never the job's values.
+    logger.debug(
+      { jobId: job.id, job: job.name, model: job.data.model, version: job.data.version },
+      'job completed',
+    );
+  });
   worker.on('failed', (job, err) => {
+    if (job) metrics.failed(job);
     logger.warn(
       { jobId: job?.id, attemptsMade: job?.attemptsMade, reason: err.message },
       'job failed',
     );
   });
+  // Both BullMQ connections up: the worker is consuming and counted by getWorkersCount (readiness).
+  await worker.waitUntilReady();
+  await ops.start();
   logger.info({ models: pool.keys(), concurrency: config.WORKER_CONCURRENCY }, 'worker started');
   return {
     worker,
     pool,
     batchSizes,
+    metrics,
+    ops,
     close: async () => {
+      await ops.close();
       await worker.close();
       await thread.close();
       await closeRedis(redis);

@@ -20,6 +20,8 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     PORT: '0',
     HOST: '127.0.0.1',
     MODEL_DIR: 'models',
+    // In-process workers of parallel test files would all want the default metrics port.
+    WORKER_METRICS_PORT: '0',
     ...overrides,
   });
 }

@@ -21,10 +21,13 @@ const FIXTURES: ParityFixture[] = readdirSync('test/fixtures/parity')
   });
 
 /** One fixture row flattened row-major (digits-cnn rows are [1][8][8] images). */
-const flatRow = (row: unknown): number[] => (Array.isArray(row) ? row.flat(Infinity as 1) : [row]) as number[];
+const flatRow = (row: unknown): number[] =>
+  (Array.isArray(row) ? row.flat(Infinity as 1) : [row]) as number[];
 
 function expectClose(actual: number, expected: number, tolerance: number, what: string): void {
-  expect(Math.abs(actual - expected), `${what}: ${actual} vs ${expected}`).toBeLessThanOrEqual(tolerance);
+  expect(Math.abs(actual - expected), `${what}: ${actual} vs ${expected}`).toBeLessThanOrEqual(
+    tolerance,
+  );
 }
 
 function rowsOf(slice: BatchSlice, name: string): number[][] {
@@ -44,7 +47,9 @@ function expectParity(fixture: ParityFixture, from: number, slice: BatchSlice): 
     probs.forEach((row, i) => {
       const ref = fixture.probabilities?.[from + i] ?? [];
       expect(row).toHaveLength(ref.length);
-      row.forEach((p, k) => expectClose(p, ref[k] ?? NaN, ABS_TOLERANCE, `${what} row ${from + i} class ${k}`));
+      row.forEach((p, k) =>
+        expectClose(p, ref[k] ?? NaN, ABS_TOLERANCE, `${what} row ${from + i} class ${k}`),
+      );
     });
     const labels = rowsOf(slice, 'label').map((r) => r[0]);
     expect(labels).toEqual(fixture.labels?.slice(from, from + labels.length));
@@ -118,7 +123,12 @@ describe('parity of onnxruntime with the reference outputs', () => {
         } else {
           expect(r).toHaveProperty('prediction');
           const ref = fixture.predictions?.[i] ?? NaN;
-          expectClose((r as { prediction: number }).prediction, ref, ABS_TOLERANCE * Math.abs(ref), `result ${i}`);
+          expectClose(
+            (r as { prediction: number }).prediction,
+            ref,
+            ABS_TOLERANCE * Math.abs(ref),
+            `result ${i}`,
+          );
         }
       });
     },
@@ -138,19 +148,28 @@ describe('parity through the HTTP path', () => {
 
   it('answers breast-cancer 1.0.0 instances with the fixture probabilities and labels', async () => {
     const fixture = parityFixture('breast-cancer', '1.0.0');
-    const res = await stack.post('/v1/models/breast-cancer/predict?version=1.0.0', { instances: fixture.rows });
+    const res = await stack.post('/v1/models/breast-cancer/predict?version=1.0.0', {
+      instances: fixture.rows,
+    });
     expect(res.status).toBe(200);
     const body = (await res.json()) as {
       model: string;
       version: string;
       cached: boolean;
-      predictions: { prediction: number; label: string; confidence: number; probabilities: number[] }[];
+      predictions: {
+        prediction: number;
+        label: string;
+        confidence: number;
+        probabilities: number[];
+      }[];
     };
     expect(body).toMatchObject({ model: 'breast-cancer', version: '1.0.0', cached: false });
     expect(body.predictions).toHaveLength(fixture.rows.length);
     body.predictions.forEach((p, i) => {
       const ref = fixture.probabilities?.[i] ?? [];
-      p.probabilities.forEach((v, k) => expectClose(v, ref[k] ?? NaN, ABS_TOLERANCE, `instance ${i} class ${k}`));
+      p.probabilities.forEach((v, k) =>
+        expectClose(v, ref[k] ?? NaN, ABS_TOLERANCE, `instance ${i} class ${k}`),
+      );
       expect(p.prediction).toBe(fixture.labels?.[i]);
       expect(p.label).toBe(['malignant', 'benign'][p.prediction]);
       expect(p.confidence).toBe(Math.max(...p.probabilities));

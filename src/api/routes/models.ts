@@ -28,7 +28,9 @@ function sendCached(c: Context, etag: string, body: unknown) {
   c.header('ETag', etag);
   c.header('Cache-Control', 'public, max-age=60');
   const match = c.req.header('if-none-match');
-  if (match && match.split(',').some((t) => t.trim() === etag || t.trim() === '*'))
+  // Weak comparison (RFC 9110): compression turns the ETag into W/"...", which clients send back.
+  const weak = (t: string) => t.trim().replace(/^W\//, '');
+  if (match && match.split(',').some((t) => weak(t) === etag || t.trim() === '*'))
     return c.body(null, 304);
   return c.json(body);
 }

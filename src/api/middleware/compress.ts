@@ -1,0 +1,30 @@
+import type { MiddlewareHandler } from 'hono';
+import { compress } from 'hono/compress';
+
+// JSON and text answers are built in memory; NDJSON and SSE stream and must reach the client
+// line by line, which a gzip stream would hold back until its buffer fills.
+const BUFFERED =
+  /^\s*(application\/(json|javascript)|[^;\s]+\+json|text\/(html|plain|css|javascript))\s*(;|$)/i;
+
+/**
+ * gzip (or deflate) for bodies of `thresholdBytes` and more, as the client's Accept-Encoding
+ * allows. Streaming media types (NDJSON, SSE) are never compressed.
+ */
+export function compressLarge(thresholdBytes = 1024): MiddlewareHandler {
+  const gzip = compress({
+    threshold: thresholdBytes,
+    contentTypeFilter: (type) => BUFFERED.test(type) || type.startsWith('image/svg'),
+  });
+  return (c, next) =>
+    gzip(c, async () => {
+      await next();
+      const type = c.res.headers.get('content-type') ?? '';
+      // c.json() sets no Content-Length, which hides the size from the threshold: measure it.
+      if (c.res.body && !c.res.headers.has('content-length') && BUFFERED.test(type)) {
+        const bytes = await c.res.arrayBuffer();
+        const res = new Response(bytes, c.res);
+        res.headers.set('Content-Length', String(bytes.byteLength));
+        c.res = res;
+      }
+    });
+}

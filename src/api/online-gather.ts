@@ -1,0 +1,159 @@
+import { randomUUID } from 'node:crypto';
+import type { Queue } from 'bullmq';
+import type { Config } from '../shared/config.js';
+import { PREDICT_JOB, parsePartId, partId, type PredictJobData, type PredictJobResult } from '../shared/jobs.js';
+import type { Keys } from '../shared/keys.js';
+import type { RedisClient } from '../shared/redis.js';
+import { Gatherer } from './gatherer.js';
+import type { ResultHub, Wait } from './results-hub.js';
+
+/** One online request to place in a gathered job. */
+export interface GatherItem {
+  data: Omit<PredictJobData, 'cacheKey' | 'requestId' | 'parts' | 'single'>;
+  single: boolean;
+  /** Content hash of the input: keys the cache and cross-request coalescing. */
+  hash: string;
+  cacheKey?: string;
+  requestId?: string;
+  /** Longest wait for the result, milliseconds; 0 = do not wait. */
+  waitMs: number;
+}
+
+/** Where a request's rows went: part `index` of job `jobId`, and the wait for that job. */
+export interface Placement {
+  jobId: string;
+  index: number;
+  /** Whether an identical request already in flight carries this one. */
+  coalesced: boolean;
+  wait?: Wait;
+}
+
+/** Options of OnlineGatherer. */
+export interface OnlineGathererDeps {
+  config: Config;
+  queue: Queue<PredictJobData, PredictJobResult>;
+  redis: RedisClient;
+  keys: Keys;
+  hub: ResultHub;
+}
+
+const MAX_PARTS = 128;
+const MAX_ROWS = 2048;
+
+/**
+ * Puts concurrent online requests for the same model version into shared queue jobs (group
+ * commit: a lone request goes out at once; those arriving while a queue write is in flight
+ * go together in the next one), so that queue work is paid once per group, not per request.
+ * Identical inputs in flight share one part: in this process through a map, across API
+ * replicas through a short-lived `inflight` key naming the part that carries them.
+ */
+export class OnlineGatherer {
+  private readonly gatherer: Gatherer<GatherItem, Placement>;
+  private readonly local = new Map<string, Promise<Placement>>();
+
+  constructor(private readonly deps: OnlineGathererDeps) {
+    this.gatherer = new Gatherer<GatherItem, Placement>({
+      maxItems: MAX_PARTS,
+      maxRows: MAX_ROWS,
+      rowsOf: (item) => item.data.rows,
+      flush: (_key, items) => this.flush(items),
+    });
+  }
+
+  /** Places a request's rows in a job; resolves once the job is queued (or found). */
+  async place(item: GatherItem): Promise<Placement> {
+    const pending = this.local.get(item.hash);
+    if (pending) return this.follow(await pending, item.waitMs);
+    const key = `${item.data.model}@${item.data.version}:${item.data.format}`;
+    const placing = this.gatherer.submit(key, item);
+    this.local.set(item.hash, placing);
+    try {
+      const placement = await placing;
+      return placement;
+    } finally {
+      this.forget(item.hash, placing, item.waitMs);
+    }
+  }
+
+  // Identical requests keep joining the same part until its job can have ended.
+  private forget(hash: string, placing: Promise<Placement>, waitMs: number): void {
+    void placing.then(
+      (p) => {
+        const done = () => this.local.get(hash) === placing && this.local.delete(hash);
+        if (p.wait) void p.wait.promise.then(done);
+        else setTimeout(done, Math.min(waitMs, 1000)).unref();
+      },
+      () => this.local.delete(hash),
+    );
+  }
+
+  private async follow(placement: Placement, waitMs: number): Promise<Placement> {
+    const wait = waitMs > 0 ? this.deps.hub.wait(placement.jobId, waitMs) : undefined;
+    if (wait) {
+      const done = await this.deps.hub.peek(placement.jobId);
+      if (done) this.deps.hub.settle(placement.jobId, done);
+    }
+    return { jobId: placement.jobId, index: placement.index, coalesced: true, wait };
+  }
+
+  private async flush(items: GatherItem[]): Promise<Placement[]> {
+    const { redis, keys, hub } = this.deps;
+    const jobId = randomUUID();
+    const claimMs = Math.max(...items.map((i) => i.waitMs), 30_000);
+    const claims = redis.pipeline();
+    items.forEach((item, i) => claims.set(keys.inflight(item.hash), partId(jobId, i), 'PX', claimMs, 'NX', 'GET'));
+    const claimed = (await claims.exec()) ?? [];
+    const owners = items.map((_, i) => {
+      const [err, previous] = claimed[i] ?? [];
+      return err || typeof previous !== 'string' ? undefined : parsePartId(previous);
+    });
+    const mine = items.filter((_, i) => !owners[i]);
+    const waits = new Map<GatherItem, Wait>();
+    for (const item of mine) if (item.waitMs > 0) waits.set(item, hub.wait(jobId, item.waitMs));
+    if (mine.length > 0) {
+      try {
+        await this.add(jobId, items, owners.map(Boolean));
+      } catch (err) {
+        for (const w of waits.values()) w.cancel();
+        const release = redis.pipeline();
+        for (const item of mine) release.del(keys.inflight(item.hash));
+        await release.exec().catch(() => undefined);
+        throw err;
+      }
+    }
+    return Promise.all(
+      items.map((item, i) => {
+        const owner = owners[i];
+        if (owner) return this.follow({ ...owner, coalesced: true }, item.waitMs);
+        return { jobId, index: i, coalesced: false, wait: waits.get(item) };
+      }),
+    );
+  }
+
+  // Part i is item i, so the claims written before the job existed name the right part; a
+  // request carried by another job keeps an empty, skipped slot.
+  private async add(jobId: string, items: GatherItem[], skipped: boolean[]): Promise<void> {
+    const { config, queue } = this.deps;
+    const first = items.find((_, i) => !skipped[i]);
+    if (!first) return;
+    const kept = items.filter((_, i) => !skipped[i]);
+    const data: PredictJobData = {
+      ...first.data,
+      rows: kept.reduce((n, i) => n + i.data.rows, 0),
+      values: kept.flatMap((i) => i.data.values),
+      single: false,
+      parts: items.map((item, i) =>
+        skipped[i]
+          ? { rows: 0, single: item.single, skip: true }
+          : { rows: item.data.rows, single: item.single, cacheKey: item.cacheKey, requestId: item.requestId },
+      ),
+    };
+    await queue.add(PREDICT_JOB, data, {
+      jobId,
+      attempts: config.JOB_ATTEMPTS,
+      backoff: { type: 'exponential', delay: config.JOB_BACKOFF_MS },
+      removeOnComplete: { age: config.RESULT_TTL_S, count: config.RESULT_MAX_JOBS },
+      removeOnFail: { age: config.RESULT_TTL_S, count: config.RESULT_MAX_JOBS },
+    });
+  }
+}

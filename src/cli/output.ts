@@ -1,0 +1,64 @@
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { CliError } from './cli-error.js';
+
+/** Where results go: a file, or stdout. */
+export interface LineSink {
+  /** Appends one line (without its newline); resolves when the stream can take more. */
+  writeLine(line: string): Promise<void>;
+  /** Flushes and closes (stdout is flushed, not closed). */
+  close(): Promise<void>;
+}
+
+// Lines are gathered into larger writes: one syscall per line is the bottleneck at 1M rows.
+const FLUSH_CHARS = 64 * 1024;
+
+async function openFile(path: string): Promise<Writable> {
+  const file = createWriteStream(path);
+  try {
+    await once(file, 'open');
+  } catch (err) {
+    throw new CliError(`cannot write ${path}: ${(err as Error).message}`);
+  }
+  return file;
+}
+
+/** Opens `path` for writing (truncating it), or stdout when `path` is absent. */
+export async function openSink(path?: string): Promise<LineSink> {
+  const stream = path ? await openFile(path) : process.stdout;
+  let failure: CliError | undefined;
+  const onError = (err: NodeJS.ErrnoException) => {
+    // A reader that went away (`inferq results x | head`) is not an error: stop like `cat` does.
+    if (!path && err.code === 'EPIPE') process.exit(0);
+    failure = new CliError(`cannot write ${path ?? 'stdout'}: ${err.message}`);
+  };
+  stream.on('error', onError);
+  const check = () => {
+    if (failure) throw failure;
+  };
+  const write = async (text: string) => {
+    check();
+    if (stream.write(text)) return;
+    // once() rejects on 'error'; onError has recorded it by then.
+    await once(stream, 'drain').catch(() => undefined);
+    check();
+  };
+  let pending = '';
+  return {
+    async writeLine(line) {
+      pending += `${line}\n`;
+      if (pending.length < FLUSH_CHARS) return;
+      const text = pending;
+      pending = '';
+      await write(text);
+    },
+    async close() {
+      const text = pending;
+      pending = '';
+      if (text) await write(text);
+      if (path) await new Promise<void>((resolve) => stream.end(resolve));
+      check();
+    },
+  };
+}

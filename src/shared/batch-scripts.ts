@@ -1,0 +1,98 @@
+import { createHash } from 'node:crypto';
+import type { RedisClient } from './redis.js';
+
+/**
+ * A Lua script run by EVALSHA, loaded with EVAL the first time a server does not know it. Every
+ * key it touches is passed in KEYS and shares the `{prefix}` hash tag, so it is Cluster-safe.
+ */
+export class LuaScript {
+  private readonly sha: string;
+
+  constructor(private readonly lua: string) {
+    this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+
+  /** Runs the script with `keys` and `args`. */
+  async run(
+    redis: RedisClient,
+    keys: string[],
+    args: (string | number | Buffer)[],
+  ): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return redis.eval(this.lua, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+// The batch record is one hash. Chunk claims live in it as fields `c:<n>`: absent (not started),
+// 'run' (a worker took it), 'done' (counted) or 'cancel' (cancelled before it started). A claim
+// only moves forward, which makes every chunk count exactly once under at-least-once delivery.
+
+/**
+ * Worker, before a chunk: KEYS[1] batch hash; ARGV chunk, now-ms.
+ * Returns 'missing', 'cancel', 'done' or 'run' (the chunk is the caller's to compute).
+ */
+export const START_CHUNK = new LuaScript(`
+local field = 'c:' .. ARGV[1]
+local meta = redis.call('HMGET', KEYS[1], 'total', field, 'startedAt')
+if not meta[1] then return 'missing' end
+if meta[2] == 'cancel' or meta[2] == 'done' then return meta[2] end
+if meta[3] then redis.call('HSET', KEYS[1], field, 'run')
+else redis.call('HSET', KEYS[1], field, 'run', 'startedAt', ARGV[2]) end
+return 'run'
+`);
+
+/**
+ * Worker, after a chunk: KEYS[1] batch hash, KEYS[2] output key, KEYS[3] staged input key;
+ * ARGV chunk, completed rows, failed rows, now-ms, output text, ttl-s.
+ * Stores the output and counts the rows once. Returns 0 (already counted), 1, or 2 (the batch
+ * has now finished), -1 when the batch has expired.
+ */
+export const FINISH_CHUNK = new LuaScript(`
+local field = 'c:' .. ARGV[1]
+local meta = redis.call('HMGET', KEYS[1], 'total', field, 'completed', 'failed', 'status')
+if not meta[1] then return -1 end
+if meta[2] == 'done' then return 0 end
+redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[6])
+redis.call('DEL', KEYS[3])
+local completed = tonumber(meta[3] or '0') + tonumber(ARGV[2])
+local failed = tonumber(meta[4] or '0') + tonumber(ARGV[3])
+if completed + failed < tonumber(meta[1]) then
+  redis.call('HSET', KEYS[1], field, 'done', 'completed', completed, 'failed', failed)
+  return 1
+end
+-- Counters are read and written inside one script, so no other chunk interleaves.
+local status = meta[5] == 'cancelled' and 'cancelled' or 'completed'
+redis.call('HSET', KEYS[1], field, 'done', 'completed', completed, 'failed', failed,
+  'status', status, 'finishedAt', ARGV[4])
+return 2
+`);
+
+/**
+ * API, DELETE: KEYS[1] batch hash; ARGV now-ms. Claims every chunk not yet started as cancelled
+ * and counts its rows as failed and cancelled. Returns {'missing'}, {'completed'}, or
+ * {'ok', {chunk, ...}} with the chunks it cancelled (none when the batch was already cancelled).
+ */
+export const CANCEL_BATCH = new LuaScript(`
+local meta = redis.call('HMGET', KEYS[1], 'status', 'chunks', 'chunkRows', 'total')
+if not meta[1] then return {'missing'} end
+if meta[1] == 'completed' then return {'completed'} end
+if meta[1] == 'cancelled' then return {'ok', {}} end
+redis.call('HSET', KEYS[1], 'status', 'cancelled')
+local chunks, chunkRows, total = tonumber(meta[2]), tonumber(meta[3]), tonumber(meta[4])
+local cancelled, rows = {}, 0
+for n = 0, chunks - 1 do
+  if redis.call('HSETNX', KEYS[1], 'c:' .. n, 'cancel') == 1 then
+    cancelled[#cancelled + 1] = n
+    rows = rows + math.min(chunkRows, total - n * chunkRows)
+  end
+end
+local failed = redis.call('HINCRBY', KEYS[1], 'failed', rows)
+redis.call('HINCRBY', KEYS[1], 'cancelled', rows)
+local completed = tonumber(redis.call('HGET', KEYS[1], 'completed') or '0')
+if completed + failed >= total then redis.call('HSETNX', KEYS[1], 'finishedAt', ARGV[1]) end
+return {'ok', cancelled}
+`);

@@ -1,0 +1,220 @@
+import { z } from 'zod';
+import type { ErrorDetail, JobFailure } from './errors.js';
+import { FeatureSchema, ModelNameSchema, VersionSchema } from './schemas.js';
+
+/** BullMQ job name of one chunk of a batch (on the same queue as online predictions). */
+export const BATCH_CHUNK_JOB = 'batch-chunk';
+
+/** Most items of a JSON (not NDJSON) batch body. */
+export const MAX_JSON_BATCH_ITEMS = 10_000;
+
+/** BullMQ priority of batch chunks when the client asks none: behind online jobs, which have none. */
+export const BATCH_DEFAULT_PRIORITY = 5;
+
+/** Longest accepted item id, characters. */
+export const MAX_ITEM_ID_LENGTH = 256;
+
+/** BullMQ priority a client may ask for a batch: 1 (highest) .. 10. */
+export const BatchPrioritySchema = z.number().int().min(1).max(10);
+
+/** Body of a JSON POST /v1/batches; each item is checked against the model by checkItem. */
+export const BatchRequestSchema = z.object({
+  model: ModelNameSchema,
+  version: VersionSchema.optional(),
+  priority: BatchPrioritySchema.optional(),
+  items: z
+    .array(z.unknown())
+    .min(1, 'must hold at least one item')
+    .max(MAX_JSON_BATCH_ITEMS, `at most ${MAX_JSON_BATCH_ITEMS} items; send more as NDJSON`),
+});
+export type BatchRequest = z.infer<typeof BatchRequestSchema>;
+
+/** Query of an NDJSON POST /v1/batches. */
+export const BatchQuerySchema = z.object({
+  model: ModelNameSchema,
+  version: VersionSchema.optional(),
+  priority: z.coerce.number().pipe(BatchPrioritySchema).optional(),
+});
+export type BatchQuery = z.infer<typeof BatchQuerySchema>;
+
+/** Public status of a batch. */
+export type BatchStatus = 'queued' | 'running' | 'completed' | 'cancelled';
+
+/** GET /v1/batches/{id}: progress of a batch; `completed + failed + pending = total`. */
+export interface BatchView {
+  id: string;
+  status: BatchStatus;
+  model: string;
+  version: string;
+  total: number;
+  completed: number;
+  /** Rows that failed, cancelled rows included. */
+  failed: number;
+  /** Rows queued or running. */
+  pending: number;
+  /** Rows cancelled before they ran (counted in `failed` too); present when some were. */
+  cancelled?: number;
+  createdAt: string;
+  /** Set once every row has an outcome. */
+  finishedAt?: string;
+}
+
+/** The stored record of a batch: its view plus how it is cut into chunks. */
+export interface BatchRecord extends BatchView {
+  chunks: number;
+  chunkRows: number;
+}
+
+/** Payload of one batch-chunk job: the rows themselves are staged in Redis, not in the job. */
+export interface BatchChunkJobData {
+  batchId: string;
+  /** Chunk number, from 0. */
+  chunk: number;
+  /** Index of the chunk's first item in the batch. */
+  firstIndex: number;
+  model: string;
+  version: string;
+}
+
+/** What a batch-chunk job returns. */
+export interface BatchChunkResult {
+  batchId: string;
+  chunk: number;
+  rows: number;
+  /** Whether this chunk was the last one the batch waited for. */
+  finished: boolean;
+  /** Milliseconds the job waited in the queue before a worker took it. */
+  queueMs: number;
+}
+
+/** One line of GET /v1/batches/{id}/results before serialisation. */
+export type BatchResultLine =
+  | { index: number; id?: string; status: 'completed'; cached?: true; [field: string]: unknown }
+  | { index: number; id?: string; status: 'failed'; error: JobFailure }
+  | { index: number; id?: string; status: 'cancelled' };
+
+/** BullMQ job id of a batch chunk (custom ids must not contain ':'). */
+export function chunkJobId(batchId: string, chunk: number): string {
+  return `b-${batchId}-${chunk}`;
+}
+
+const CHUNK_JOB_RE = /^b-([0-9a-f-]{36})-(\d+)$/;
+
+/** The batch id and chunk of a chunk job id, or undefined for another job. */
+export function parseChunkJobId(jobId: string): { batchId: string; chunk: number } | undefined {
+  const m = CHUNK_JOB_RE.exec(jobId);
+  return m?.[1] && m[2] ? { batchId: m[1], chunk: Number(m[2]) } : undefined;
+}
+
+/** Rows held by chunk `n` of a batch of `total` rows cut into chunks of `chunkRows`. */
+export function rowsOfChunk(total: number, chunkRows: number, n: number): number {
+  return Math.max(0, Math.min(chunkRows, total - n * chunkRows));
+}
+
+/** Rows of one chunk as staged in Redis between upload and worker. */
+export interface StagedChunk {
+  rows: number;
+  rowSize: number;
+  /** Client ids by row; null where an item had none. Empty when no item had one. */
+  ids: (string | null)[];
+  /** rows * rowSize float32 values, row-major. */
+  values: Float32Array;
+}
+
+/**
+ * Encodes a staged chunk as [u32 header length][JSON header][padding to 4][float32 values]: the
+ * values travel as raw float32 bytes (platform order, little-endian everywhere inferq runs),
+ * about a quarter of their JSON size, and hash to the same cache key as an online request.
+ */
+export function encodeChunk(chunk: StagedChunk): Buffer {
+  const header = Buffer.from(
+    JSON.stringify({ rows: chunk.rows, rowSize: chunk.rowSize, ids: chunk.ids }),
+  );
+  const offset = Math.ceil((4 + header.length) / 4) * 4;
+  const byteLength = chunk.rows * chunk.rowSize * 4;
+  const out = Buffer.alloc(offset + byteLength);
+  out.writeUInt32LE(header.length, 0);
+  header.copy(out, 4);
+  const bytes = new Uint8Array(chunk.values.buffer, chunk.values.byteOffset, byteLength);
+  out.set(bytes, offset);
+  return out;
+}
+
+/** Decodes what encodeChunk wrote; throws on a malformed buffer. */
+export function decodeChunk(buf: Buffer): StagedChunk {
+  const headerLength = buf.readUInt32LE(0);
+  const header = JSON.parse(buf.subarray(4, 4 + headerLength).toString('utf8')) as {
+    rows: number;
+    rowSize: number;
+    ids: (string | null)[];
+  };
+  const offset = Math.ceil((4 + headerLength) / 4) * 4;
+  const count = header.rows * header.rowSize;
+  if (buf.length !== offset + count * 4) throw new Error('staged chunk has the wrong length');
+  // A copy: the Buffer may sit at an offset of a shared pool that is not 4-byte aligned.
+  const values = new Float32Array(count);
+  new Uint8Array(values.buffer).set(buf.subarray(offset));
+  return { rows: header.rows, rowSize: header.rowSize, ids: header.ids, values };
+}
+
+/** The outcome of checking one batch item. */
+export type ItemCheck = { ok: true; id?: string } | { ok: false; detail: ErrorDetail };
+
+function featureMessage(value: unknown): string {
+  const parsed = FeatureSchema.safeParse(value);
+  return parsed.success ? 'must be a number' : (parsed.error.issues[0]?.message ?? 'is invalid');
+}
+
+// Largest finite float32, as in schemas.ts: a larger number would become Infinity in the tensor.
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * Checks one `{"id"?, "features"}` item against the model's row width and writes its values
+ * as float32 into `target` at `offset`. Cheap on the happy path (one pass, no allocation); the
+ * zod FeatureSchema names what is wrong with a bad value.
+ */
+export function checkItem(
+  raw: unknown,
+  rowSize: number,
+  target: Float32Array,
+  offset: number,
+): ItemCheck {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return { ok: false, detail: { message: 'must be an object {"id"?, "features": [...]}' } };
+  }
+  const { id, features } = raw as { id?: unknown; features?: unknown };
+  if (id !== undefined && (typeof id !== 'string' || id.length > MAX_ITEM_ID_LENGTH)) {
+    const message = `must be a string of at most ${MAX_ITEM_ID_LENGTH} characters`;
+    return { ok: false, detail: { path: 'id', message } };
+  }
+  if (!Array.isArray(features)) {
+    return { ok: false, detail: { path: 'features', message: 'must be an array of numbers' } };
+  }
+  if (features.length !== rowSize) {
+    const message = `expected ${rowSize} features, got ${features.length}`;
+    return { ok: false, detail: { path: 'features', message } };
+  }
+  for (let i = 0; i < rowSize; i++) {
+    const v: unknown = features[i];
+    if (typeof v !== 'number' || !(Math.abs(v) <= FLOAT32_MAX)) {
+      return { ok: false, detail: { path: `features[${i}]`, message: featureMessage(v) } };
+    }
+    target[offset + i] = v;
+  }
+  return id === undefined ? { ok: true } : { ok: true, id };
+}
+
+/** NDJSON result lines of `rows` cancelled items from `index`. */
+export function cancelledLines(index: number, rows: number, ids: (string | null)[]): string {
+  let text = '';
+  for (let i = 0; i < rows; i++) {
+    const id = ids[i];
+    text += JSON.stringify(
+      id != null
+        ? { index: index + i, id, status: 'cancelled' }
+        : { index: index + i, status: 'cancelled' },
+    );
+    text += '\n';
+  }
+  return text;
+}

@@ -1,0 +1,27 @@
+import { z } from 'zod';
+import { FeatureSchema, ModelNameSchema, VersionSchema } from './schemas.js';
+
+/** A client's tag for one WebSocket request, echoed in its answer. */
+export const RefSchema = z.union([z.string().min(1).max(200), z.number().finite()]);
+export type Ref = z.infer<typeof RefSchema>;
+
+/** One request on GET /v1/ws: a model, inputs, and the client's `ref`. */
+export const LiveRequestSchema = z
+  .object({
+    ref: RefSchema,
+    model: ModelNameSchema,
+    version: VersionSchema.optional(),
+    features: z.array(FeatureSchema).optional(),
+    instances: z.array(z.array(FeatureSchema)).min(1, 'must hold at least one instance').optional(),
+  })
+  .refine((b) => (b.features === undefined) !== (b.instances === undefined), {
+    message: 'send exactly one of "features" (one instance) or "instances" (a list)',
+  });
+export type LiveRequest = z.infer<typeof LiveRequestSchema>;
+
+/** The `ref` of a message when one can be read, so that even a bad message's answer is matched. */
+export function refOf(message: unknown): Ref | undefined {
+  if (!message || typeof message !== 'object') return undefined;
+  const parsed = RefSchema.safeParse((message as { ref?: unknown }).ref);
+  return parsed.success ? parsed.data : undefined;
+}

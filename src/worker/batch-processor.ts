@@ -1,0 +1,178 @@
+import type { Job } from 'bullmq';
+import { FINISH_CHUNK, START_CHUNK } from '../shared/batch-scripts.js';
+import {
+  BATCH_CHUNK_JOB,
+  decodeChunk,
+  rowsOfChunk,
+  type BatchChunkJobData,
+  type BatchChunkResult,
+  type StagedChunk,
+} from '../shared/batches.js';
+import type { Config } from '../shared/config.js';
+import type { ErrorCode } from '../shared/errors.js';
+import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
+import { createKeys } from '../shared/keys.js';
+import type { Logger } from '../shared/logger.js';
+import type { RedisClient } from '../shared/redis.js';
+import { inferRows, lookupCache, resultLine, rowOf, type RowOutcome } from './batch-rows.js';
+import type { ModelPool } from './model-pool.js';
+
+/** What the batch-chunk processor needs. */
+export interface BatchProcessorDeps {
+  pool: ModelPool;
+  redis: RedisClient;
+  config: Config;
+  logger: Logger;
+  /**
+   * Chunks one worker process computes at once; default 2. A chunk fills the batcher with up to
+   * BATCH_CHUNK_ROWS rows, so a small number keeps online requests from queuing behind many.
+   */
+  chunksAtOnce?: number;
+}
+
+/** A counting semaphore. */
+class Gate {
+  private readonly waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+function attemptsLeft(job: Job): number {
+  return (job.opts.attempts ?? 1) - job.attemptsMade - 1;
+}
+
+function failAll(rows: number, code: ErrorCode, message: string): RowOutcome[] {
+  return Array.from({ length: rows }, () => ({ error: { code, message } }));
+}
+
+/** Builds the processor of 'batch-chunk' jobs: staged rows -> cache / inference -> one result key. */
+export function createBatchProcessor(deps: BatchProcessorDeps) {
+  const { pool, redis, config, logger } = deps;
+  const keys = createKeys(config.QUEUE_PREFIX);
+  const gate = new Gate(deps.chunksAtOnce ?? 2);
+
+  async function outcomesOf(data: BatchChunkJobData, staged: StagedChunk): Promise<RowOutcome[]> {
+    const loaded = pool.get(data.model, data.version);
+    if (!loaded) {
+      const message = `model ${data.model} version ${data.version} is not loaded by this worker`;
+      return failAll(staged.rows, 'version_not_found', message);
+    }
+    // Float32Array.set would zero-pad short rows silently: the width is checked here too.
+    if (staged.rowSize !== loaded.model.rowSize) {
+      const message = `expected ${loaded.model.rowSize} features, got ${staged.rowSize}`;
+      return failAll(staged.rows, 'validation_error', message);
+    }
+    const { rows, values, rowSize } = staged;
+    const outcomes =
+      config.CACHE_TTL_S > 0
+        ? await lookupCache(redis, keys, loaded.model, values, rows)
+        : new Array<RowOutcome | undefined>(rows).fill(undefined);
+    const misses = outcomes.flatMap((o, i) => (o ? [] : [i]));
+    if (misses.length > 0) {
+      const missValues = new Float32Array(misses.length * rowSize);
+      misses.forEach((row, j) => missValues.set(rowOf(values, rowSize, row), j * rowSize));
+      const maxBatch = loaded.model.batching?.maxBatchSize ?? config.MAX_BATCH_SIZE;
+      const inferred = await inferRows(loaded, maxBatch, missValues, misses.length);
+      misses.forEach((row, j) => (outcomes[row] = inferred[j]));
+    }
+    return outcomes.map((o) => o ?? { error: { code: 'inference_failed', message: 'no result' } });
+  }
+
+  async function rowCount(data: BatchChunkJobData): Promise<number> {
+    const [total, chunkRows] = await redis.hmget(keys.batch(data.batchId), 'total', 'chunkRows');
+    return rowsOfChunk(Number(total), Number(chunkRows), data.chunk);
+  }
+
+  /** The chunk's outcomes and item ids; throws to retry when every row failed to infer. */
+  async function compute(
+    job: Job<BatchChunkJobData>,
+  ): Promise<{ outcomes: RowOutcome[]; ids: (string | null)[] }> {
+    const buf = await redis.getBuffer(keys.batchInput(job.data.batchId, job.data.chunk));
+    if (!buf) {
+      const message = 'The staged rows of this chunk have expired.';
+      return { outcomes: failAll(await rowCount(job.data), 'inference_failed', message), ids: [] };
+    }
+    const staged = decodeChunk(buf);
+    const outcomes = await outcomesOf(job.data, staged);
+    const allFailed = outcomes.every((o) => 'error' in o && o.error.code === 'inference_failed');
+    // A session that fails every row is likely transient (a crashed thread): retry the chunk.
+    if (allFailed && attemptsLeft(job) > 0) {
+      throw new Error('inference_failed: every row of the chunk failed');
+    }
+    return { outcomes, ids: staged.ids };
+  }
+
+  async function finish(
+    job: Job<BatchChunkJobData>,
+    outcomes: RowOutcome[],
+    ids: (string | null)[],
+  ) {
+    const { batchId, chunk, firstIndex } = job.data;
+    let text = '';
+    let completed = 0;
+    outcomes.forEach((o, i) => {
+      text += resultLine(firstIndex + i, ids[i], o) + '\n';
+      if (!('error' in o)) completed++;
+    });
+    const state = await FINISH_CHUNK.run(
+      redis,
+      [keys.batch(batchId), keys.batchOutput(batchId, chunk), keys.batchInput(batchId, chunk)],
+      [chunk, completed, outcomes.length - completed, Date.now(), text, config.RESULT_TTL_S],
+    );
+    if (state === 2) logger.info({ batchId }, 'batch finished');
+    return state === 2;
+  }
+
+  return async (job: Job<BatchChunkJobData>): Promise<BatchChunkResult> => {
+    const { batchId, chunk } = job.data;
+    const queueMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
+    const result: BatchChunkResult = { batchId, chunk, rows: 0, finished: false, queueMs };
+    await gate.acquire();
+    try {
+      const claim = await START_CHUNK.run(redis, [keys.batch(batchId)], [chunk, Date.now()]);
+      // Cancelled, already counted by an earlier run, or expired: nothing to do.
+      if (claim !== 'run') return result;
+      const { outcomes, ids } = await compute(job).catch(async (err: unknown) => {
+        if (attemptsLeft(job) > 0) throw err;
+        // Out of attempts: the rows fail, so that the batch still ends.
+        logger.error({ err, batchId, chunk }, 'batch chunk failed');
+        const message = `Inference failed: ${(err as Error).message}`;
+        return {
+          outcomes: failAll(await rowCount(job.data), 'inference_failed', message),
+          ids: [],
+        };
+      });
+      return { ...result, rows: outcomes.length, finished: await finish(job, outcomes, ids) };
+    } finally {
+      gate.release();
+    }
+  };
+}
+
+/**
+ * One processor for the queue: 'batch-chunk' jobs go to the batch processor, every other job to
+ * the prediction processor. The casts are where the queue's two job kinds meet one Worker type.
+ */
+export function withBatchChunks(
+  predict: (job: Job<PredictJobData, PredictJobResult>) => Promise<PredictJobResult>,
+  batchChunk: (job: Job<BatchChunkJobData>) => Promise<BatchChunkResult>,
+): (job: Job<PredictJobData, PredictJobResult>) => Promise<PredictJobResult> {
+  return async (job) => {
+    if (job.name !== BATCH_CHUNK_JOB) return predict(job);
+    const result = await batchChunk(job as unknown as Job<BatchChunkJobData>);
+    return result as unknown as PredictJobResult;
+  };
+}

@@ -1,0 +1,170 @@
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApi, type ApiHandle } from '../../src/api/server.js';
+import { ConfigError, loadConfig, type Config } from '../../src/shared/config.js';
+import { closeRedis, createRedis, waitForReady } from '../../src/shared/redis.js';
+import { uniquePrefix, testLogger } from '../helpers/env.js';
+import { uniqueRow } from '../helpers/fixtures.js';
+import { startWorkerProcess, stopAll, type InferqProcess } from '../helpers/processes.js';
+import { startRedisCluster, type RedisClusterHandle } from '../helpers/redis-server.js';
+
+const PREDICT = '/v1/models/breast-cancer/predict';
+
+describe('cluster settings', () => {
+  it('rejects a QUEUE_PREFIX without a hash tag when REDIS_CLUSTER_NODES is set', () => {
+    const load = () =>
+      loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000,127.0.0.1:7001', QUEUE_PREFIX: 'inferq' });
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(/QUEUE_PREFIX.*hash tag.*REDIS_CLUSTER_NODES/);
+    expect(() =>
+      loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: '{}x' }),
+    ).toThrow(/QUEUE_PREFIX/);
+    expect(loadConfig({ QUEUE_PREFIX: 'inferq' }).QUEUE_PREFIX).toBe('inferq');
+  });
+
+  it('rejects a malformed node list naming REDIS_CLUSTER_NODES', () => {
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1' })).toThrow(/REDIS_CLUSTER_NODES/);
+    expect(loadConfig({ REDIS_CLUSTER_NODES: ' a:1 , b:2 ' }).REDIS_CLUSTER_NODES).toEqual([
+      'a:1',
+      'b:2',
+    ]);
+  });
+
+  it('accepts rediss:// URLs and refuses other schemes', () => {
+    expect(loadConfig({ REDIS_URL: 'rediss://user:pw@redis.example:6380' }).REDIS_URL).toMatch(
+      /^rediss:/,
+    );
+    expect(() => loadConfig({ REDIS_URL: 'http://x' })).toThrow(/REDIS_URL/);
+  });
+});
+
+describe('on a real three-node Redis Cluster', () => {
+  let cluster: RedisClusterHandle;
+  let config: Config;
+  let api: ApiHandle;
+  let worker: InferqProcess | undefined;
+
+  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    api.app.request(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster(3);
+    const env = {
+      REDIS_CLUSTER_NODES: cluster.nodes.join(','),
+      QUEUE_PREFIX: uniquePrefix('cluster'),
+      MODEL_DIR: 'models',
+    };
+    config = loadConfig({ ...env, LOG_LEVEL: 'silent', PORT: '0', HOST: '127.0.0.1' });
+    api = await buildApi(config, testLogger('api'));
+    worker = await startWorkerProcess({ ...env, WORKER_NAME: 'cluster-worker' });
+  }, 90_000);
+
+  afterAll(async () => {
+    await stopAll([worker]);
+    await api?.close();
+    await cluster?.dispose();
+  });
+
+  it('connects every role as a Cluster client and reports ready', async () => {
+    expect(api.deps.redis).toBeInstanceOf(Cluster);
+    const res = await api.app.request('/health/ready');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'ready', redis: 'ok', workers: 1 });
+  });
+
+  it('predicts through the queue, then answers the same input from the cache', async () => {
+    const features = uniqueRow(1);
+    const first = await post(PREDICT, { features });
+    expect(first.status).toBe(200);
+    const a = (await first.json()) as { id: string; cached: boolean; label: string };
+    expect(a.cached).toBe(false);
+    const second = await post(PREDICT, { features });
+    const b = (await second.json()) as { id: string; cached: boolean };
+    expect(b).toMatchObject({ id: a.id, cached: true });
+  });
+
+  it('queues an asynchronous job and long-polls it to completion', async () => {
+    const res = await post('/v1/jobs', { model: 'diabetes', features: uniqueRow(2, 10) });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const view = await api.app.request(`/v1/jobs/${id}?wait=10`);
+    expect(await view.json()).toMatchObject({ id, status: 'completed', model: 'diabetes' });
+  });
+
+  it('replays an Idempotency-Key and coalesces identical concurrent requests', async () => {
+    const body = { model: 'breast-cancer', features: uniqueRow(3) };
+    const one = (await (await post('/v1/jobs', body, { 'Idempotency-Key': 'k-1' })).json()) as {
+      id: string;
+    };
+    const two = (await (await post('/v1/jobs', body, { 'Idempotency-Key': 'k-1' })).json()) as {
+      id: string;
+    };
+    expect(two.id).toBe(one.id);
+
+    const features = uniqueRow(4);
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, () => post(PREDICT, { features })),
+    );
+    const ids = await Promise.all(
+      answers.map(async (r) => ((await r.json()) as { id: string }).id),
+    );
+    expect(answers.every((r) => r.status === 200)).toBe(true);
+    expect(new Set(ids).size).toBe(1);
+  });
+
+  it('runs a small batch to completion and streams its results', async () => {
+    const items = Array.from({ length: 25 }, (_, i) => ({
+      id: `i${i}`,
+      features: uniqueRow(100 + i),
+    }));
+    const res = await post('/v1/batches', { model: 'breast-cancer', items });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const view = await api.app.request(`/v1/batches/${id}?wait=20`);
+    expect(await view.json()).toMatchObject({ status: 'completed', completed: 25, failed: 0 });
+    const lines = (await (await api.app.request(`/v1/batches/${id}/results`)).text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { index: number; id: string; status: string });
+    expect(lines.map((l) => l.id)).toEqual(items.map((i) => i.id));
+    expect(lines.every((l) => l.status === 'completed')).toBe(true);
+  });
+
+  it('keeps every key of the deployment in the one slot of its hash tag', async () => {
+    const holders: string[] = [];
+    for (const node of cluster.servers) {
+      const redis = new Redis({ port: node.port, host: '127.0.0.1' });
+      try {
+        const keys = await redis.keys(`${config.QUEUE_PREFIX}*`);
+        if (keys.length > 0) holders.push(String(node.port));
+        const slots = new Set(await Promise.all(keys.map((k) => redis.cluster('KEYSLOT', k))));
+        expect(slots.size).toBeLessThanOrEqual(1);
+        if (keys.length > 0) {
+          expect(keys.some((k) => k.includes(':cache:'))).toBe(true);
+          expect(keys.some((k) => k.includes(':idem:'))).toBe(true);
+          expect(keys.some((k) => k.endsWith(':predict:events'))).toBe(true);
+          expect(keys.some((k) => k.includes(':batch:'))).toBe(true);
+        }
+      } finally {
+        redis.disconnect();
+      }
+    }
+    expect(holders).toHaveLength(1);
+  });
+
+  it('builds Cluster clients for both connection roles from createRedis', async () => {
+    for (const role of ['producer', 'blocking'] as const) {
+      const client = createRedis({ url: 'redis://127.0.0.1', clusterNodes: cluster.nodes, role });
+      try {
+        await waitForReady(client);
+        expect(await client.ping()).toBe('PONG');
+      } finally {
+        await closeRedis(client);
+      }
+    }
+  });
+});

@@ -1,0 +1,66 @@
+import type { Redis } from 'ioredis';
+import { PREDICT_QUEUE } from '../../src/shared/keys.js';
+
+/** How many `completed` and `failed` events the queue's event stream holds per job id. */
+export async function endEvents(
+  redis: Redis,
+  prefix: string,
+  queue = PREDICT_QUEUE,
+): Promise<{ completed: Map<string, number>; failed: Map<string, number> }> {
+  const completed = new Map<string, number>();
+  const failed = new Map<string, number>();
+  const entries = await redis.xrange(`${prefix}:${queue}:events`, '-', '+');
+  for (const [, fields] of entries) {
+    const f = new Map<string, string>();
+    for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i] ?? '', fields[i + 1] ?? '');
+    const jobId = f.get('jobId');
+    const target =
+      f.get('event') === 'completed' ? completed : f.get('event') === 'failed' ? failed : undefined;
+    if (jobId && target) target.set(jobId, (target.get(jobId) ?? 0) + 1);
+  }
+  return { completed, failed };
+}
+
+/** The fields of a job hash that show who ran it and how often. */
+export interface JobAudit {
+  processedBy?: string;
+  attemptsStarted: number;
+  finishedOn?: number;
+  returnvalue?: string;
+  failedReason?: string;
+}
+
+/** Reads the audit fields of many job hashes in one pipeline. */
+export async function auditJobs(
+  redis: Redis,
+  prefix: string,
+  jobIds: string[],
+  queue = PREDICT_QUEUE,
+): Promise<Map<string, JobAudit>> {
+  const pipeline = redis.pipeline();
+  for (const id of jobIds) {
+    pipeline.hmget(
+      `${prefix}:${queue}:${id}`,
+      'pb',
+      'ats',
+      'finishedOn',
+      'returnvalue',
+      'failedReason',
+    );
+  }
+  const replies = (await pipeline.exec()) ?? [];
+  const out = new Map<string, JobAudit>();
+  jobIds.forEach((id, i) => {
+    const [pb, ats, finishedOn, returnvalue, failedReason] = (replies[i]?.[1] ?? []) as (
+      string | null
+    )[];
+    out.set(id, {
+      ...(pb ? { processedBy: pb } : {}),
+      attemptsStarted: Number(ats ?? 0),
+      ...(finishedOn ? { finishedOn: Number(finishedOn) } : {}),
+      ...(returnvalue ? { returnvalue } : {}),
+      ...(failedReason ? { failedReason } : {}),
+    });
+  });
+  return out;
+}
