@@ -119,7 +119,10 @@ async function main(): Promise<void> {
     report.waiters = await s.waiters(
       target,
       WAITERS,
-      async () => void startInferq(procs, 'worker', env),
+      () => {
+        startInferq(procs, 'worker', env);
+        return Promise.resolve();
+      },
       () => rssMb(api.pid),
     );
     judge(report);

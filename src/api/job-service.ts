@@ -228,13 +228,19 @@ export class JobService {
       if (tombstone) return JSON.parse(tombstone) as JobView;
       throw new ApiError('job_not_found', `Job "${id}" does not exist or has expired.`);
     }
-    const { result: _whole, ...view } = await this.view(jobId);
+    const view = await this.view(jobId);
+    delete view.result;
     if (view.status !== 'completed' || !job.returnvalue) return { ...view, id };
     const own = partResult(job.returnvalue, index);
     if (own && 'results' in own) {
       return { ...view, id, result: JobService.resultBody(own.results, meta.single) };
     }
-    return { ...view, id, status: 'failed', error: own ?? { code: 'internal_error', message: 'no result' } };
+    return {
+      ...view,
+      id,
+      status: 'failed',
+      error: own ?? { code: 'internal_error', message: 'no result' },
+    };
   }
 
   /** Cancels a job that has not started; throws 409 job_not_cancellable otherwise. */
@@ -274,11 +280,17 @@ export class JobService {
     const job = await Job.fromId<PredictJobData, PredictJobResult>(this.queue, jobId);
     const live = (job?.data.parts ?? []).filter((p) => !p.skip).length;
     if (view.status !== 'queued' || live !== 1) {
-      const why = view.status === 'queued' ? 'shares its queue job with other requests' : `is ${view.status}`;
+      const why =
+        view.status === 'queued' ? 'shares its queue job with other requests' : `is ${view.status}`;
       throw new ApiError('job_not_cancellable', `Job "${id}" ${why} and cannot be cancelled.`);
     }
     await this.cancel(jobId);
     const record: JobView = { ...view, status: 'cancelled', finishedAt: new Date().toISOString() };
-    await this.redis.set(this.keys.cancelled(id), JSON.stringify(record), 'EX', this.config.RESULT_TTL_S);
+    await this.redis.set(
+      this.keys.cancelled(id),
+      JSON.stringify(record),
+      'EX',
+      this.config.RESULT_TTL_S,
+    );
   }
 }

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Config } from '../shared/config.js';
-import { PREDICT_JOB, parsePartId, partId, type PredictJobData, type PredictJobResult } from '../shared/jobs.js';
+import {
+  PREDICT_JOB,
+  parsePartId,
+  partId,
+  type PredictJobData,
+  type PredictJobResult,
+} from '../shared/jobs.js';
 import type { Keys } from '../shared/keys.js';
 import type { RedisClient } from '../shared/redis.js';
 import { Gatherer } from './gatherer.js';
@@ -101,7 +107,9 @@ export class OnlineGatherer {
     const jobId = randomUUID();
     const claimMs = Math.max(...items.map((i) => i.waitMs), 30_000);
     const claims = redis.pipeline();
-    items.forEach((item, i) => claims.set(keys.inflight(item.hash), partId(jobId, i), 'PX', claimMs, 'NX', 'GET'));
+    items.forEach((item, i) =>
+      claims.set(keys.inflight(item.hash), partId(jobId, i), 'PX', claimMs, 'NX', 'GET'),
+    );
     const claimed = (await claims.exec()) ?? [];
     const owners = items.map((_, i) => {
       const [err, previous] = claimed[i] ?? [];
@@ -125,7 +133,7 @@ export class OnlineGatherer {
       items.map((item, i) => {
         const owner = owners[i];
         if (owner) return this.follow({ ...owner, coalesced: true }, item.waitMs);
-        return { jobId, index: i, coalesced: false, wait: waits.get(item) };
+        return Promise.resolve({ jobId, index: i, coalesced: false, wait: waits.get(item) });
       }),
     );
   }
@@ -145,7 +153,12 @@ export class OnlineGatherer {
       parts: items.map((item, i) =>
         skipped[i]
           ? { rows: 0, single: item.single, skip: true }
-          : { rows: item.data.rows, single: item.single, cacheKey: item.cacheKey, requestId: item.requestId },
+          : {
+              rows: item.data.rows,
+              single: item.single,
+              cacheKey: item.cacheKey,
+              requestId: item.requestId,
+            },
       ),
     };
     await queue.add(PREDICT_JOB, data, {

@@ -92,12 +92,15 @@ async function runGathered(
   const id = partId(placed.jobId, placed.index);
   if (!placed.wait) return { status: 'accepted', jobId: id, cacheMs };
   // Queue events are best-effort: a wait that ran out reads the job once before giving up.
-  const outcome = (await placed.wait.promise) ?? (await deps.hub.peek(placed.jobId).catch(() => undefined));
+  const outcome =
+    (await placed.wait.promise) ?? (await deps.hub.peek(placed.jobId).catch(() => undefined));
   if (!outcome) return { status: 'accepted', jobId: id, cacheMs };
   if (outcome.state === 'failed') throw failureError(outcome.failure);
-  if (outcome.state === 'cancelled') throw new ApiError('job_not_found', `Job "${id}" was cancelled.`);
+  if (outcome.state === 'cancelled')
+    throw new ApiError('job_not_found', `Job "${id}" was cancelled.`);
   const part = partResult(outcome.result, placed.index);
-  if (!part || !('results' in part)) throw failureError(part ?? { code: 'internal_error', message: 'no result' });
+  if (!part || !('results' in part))
+    throw failureError(part ?? { code: 'internal_error', message: 'no result' });
   deps.metrics.jobWaited(part.queueMs);
   return { status: 'completed', result: part, cached: false, cacheMs };
 }

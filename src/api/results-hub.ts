@@ -115,7 +115,8 @@ export class ResultHub {
     set.add(cb);
     return () => {
       set.delete(cb);
-      if (set.size === 0 && this.activeWatchers.get(jobId) === set) this.activeWatchers.delete(jobId);
+      if (set.size === 0 && this.activeWatchers.get(jobId) === set)
+        this.activeWatchers.delete(jobId);
     };
   }
 

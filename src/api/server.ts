@@ -31,7 +31,13 @@ export interface ApiHandle {
 async function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
-  await Promise.race([work.then(() => undefined, () => undefined), timeout]);
+  await Promise.race([
+    work.then(
+      () => undefined,
+      () => undefined,
+    ),
+    timeout,
+  ]);
   clearTimeout(timer);
 }
 
@@ -49,7 +55,9 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
   });
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   // Start answering even while Redis is away (503s, health), but not before a reachable one is ready.
-  await waitForReady(redis, 3000).catch(() => logger.warn('redis not ready at start; answering 503 until it is'));
+  await waitForReady(redis, 3000).catch(() =>
+    logger.warn('redis not ready at start; answering 503 until it is'),
+  );
   const keys = createKeys(config.QUEUE_PREFIX);
   const queue = new Queue<PredictJobData, PredictJobResult>(PREDICT_QUEUE, {
     connection: redis,

@@ -95,10 +95,14 @@ export function parsePartId(id: string): { jobId: string; index: number } | unde
 }
 
 /** The result of one part, shaped like a single job's result (what its cache entry holds). */
-export function partResult(result: PredictJobResult, index: number): PredictJobResult | PartResult['error'] {
+export function partResult(
+  result: PredictJobResult,
+  index: number,
+): PredictJobResult | PartResult['error'] {
   const part = result.parts?.[index];
   if (!part) return { code: 'internal_error', message: `job ${result.jobId} has no part ${index}` };
-  if (part.error || !part.results) return part.error ?? { code: 'inference_failed', message: 'no result' };
+  if (part.error || !part.results)
+    return part.error ?? { code: 'inference_failed', message: 'no result' };
   return { ...result, parts: undefined, results: part.results, jobId: partId(result.jobId, index) };
 }
 

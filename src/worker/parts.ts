@@ -1,6 +1,12 @@
 import { UnrecoverableError } from 'bullmq';
 import { formatFailure } from '../shared/errors.js';
-import { partId, type JobPart, type PartResult, type PredictJobData, type PredictJobResult } from '../shared/jobs.js';
+import {
+  partId,
+  type JobPart,
+  type PartResult,
+  type PredictJobData,
+  type PredictJobResult,
+} from '../shared/jobs.js';
 import type { Logger } from '../shared/logger.js';
 import type { CacheWriter } from './cache-writer.js';
 import type { LoadedModel } from './model-pool.js';
@@ -16,20 +22,44 @@ interface PartRun {
   skipped?: boolean;
 }
 
-async function runPart(loaded: LoadedModel, data: PredictJobData, part: JobPart, values: Float32Array): Promise<PartRun> {
-  if (part.skip || part.rows === 0) return { part, outcome: {}, ms: 0, batchSize: 0, transient: false, skipped: true };
+async function runPart(
+  loaded: LoadedModel,
+  data: PredictJobData,
+  part: JobPart,
+  values: Float32Array,
+): Promise<PartRun> {
+  if (part.skip || part.rows === 0)
+    return { part, outcome: {}, ms: 0, batchSize: 0, transient: false, skipped: true };
   try {
     const slice = await loaded.batcher.submit(part.rows, values);
     try {
       const results = toInstanceResults(loaded.model, slice.outputs, part.rows, data.format);
-      return { part, outcome: { results }, ms: slice.ms, batchSize: slice.batchSize, transient: false };
+      return {
+        part,
+        outcome: { results },
+        ms: slice.ms,
+        batchSize: slice.batchSize,
+        transient: false,
+      };
     } catch (err) {
       if (!(err instanceof ModelOutputError)) throw err;
-      const error = { code: 'model_output_invalid', message: `The model produced invalid output: ${err.message}.` };
-      return { part, outcome: { error }, ms: slice.ms, batchSize: slice.batchSize, transient: false };
+      const error = {
+        code: 'model_output_invalid',
+        message: `The model produced invalid output: ${err.message}.`,
+      };
+      return {
+        part,
+        outcome: { error },
+        ms: slice.ms,
+        batchSize: slice.batchSize,
+        transient: false,
+      };
     }
   } catch (err) {
-    const error = { code: 'inference_failed', message: `Inference failed: ${(err as Error).message}` };
+    const error = {
+      code: 'inference_failed',
+      message: `Inference failed: ${(err as Error).message}`,
+    };
     return { part, outcome: { error }, ms: 0, batchSize: 0, transient: true };
   }
 }
@@ -51,7 +81,9 @@ export async function runParts(
   const parts = data.parts ?? [];
   const width = Math.max(loaded.model.rowSize, 1);
   if (parts.reduce((n, p) => n + p.rows, 0) !== data.rows) {
-    throw new UnrecoverableError(formatFailure('validation_error', 'job parts do not add up to its rows'));
+    throw new UnrecoverableError(
+      formatFailure('validation_error', 'job parts do not add up to its rows'),
+    );
   }
   let offset = 0;
   const runs = await Promise.all(
@@ -63,7 +95,10 @@ export async function runParts(
   );
   const live = runs.filter((r) => !r.skipped);
   const first = live.find((r) => !r.transient) ?? live[0];
-  if (live.length > 0 && live.every((r) => r.transient)) throw new Error(formatFailure('inference_failed', runs[0]?.outcome.error?.message ?? 'Inference failed'));
+  if (live.length > 0 && live.every((r) => r.transient))
+    throw new Error(
+      formatFailure('inference_failed', runs[0]?.outcome.error?.message ?? 'Inference failed'),
+    );
   const result: PredictJobResult = {
     results: [],
     jobId,
@@ -75,11 +110,18 @@ export async function runParts(
   if (cache) {
     const writes = runs.map((r, i) => {
       if (!r.part.cacheKey || !r.outcome.results) return Promise.resolve();
-      const entry: PredictJobResult = { ...result, parts: undefined, results: r.outcome.results, jobId: partId(jobId, i) };
+      const entry: PredictJobResult = {
+        ...result,
+        parts: undefined,
+        results: r.outcome.results,
+        jobId: partId(jobId, i),
+      };
       return cache.write(r.part.cacheKey, JSON.stringify(entry));
     });
     // A failed cache write costs a future hit, never this result.
-    await Promise.all(writes).catch((err: unknown) => logger.warn({ err }, 'result cache write failed'));
+    await Promise.all(writes).catch((err: unknown) =>
+      logger.warn({ err }, 'result cache write failed'),
+    );
   }
   return result;
 }

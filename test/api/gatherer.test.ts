@@ -14,9 +14,9 @@ describe('Gatherer', () => {
       maxItems: 10,
       maxRows: 100,
       rowsOf: () => 1,
-      flush: async (_k, items) => {
+      flush: (_k, items) => {
         sends.push(items);
-        return items.map((x) => x * 2);
+        return Promise.resolve(items.map((x) => x * 2));
       },
     });
     await expect(g.submit('m', 21)).resolves.toBe(42);
@@ -58,7 +58,13 @@ describe('Gatherer', () => {
         return items;
       },
     });
-    const all = [g.submit('a', 1), g.submit('b', 1), g.submit('a', 3), g.submit('a', 2), g.submit('a', 4)];
+    const all = [
+      g.submit('a', 1),
+      g.submit('b', 1),
+      g.submit('a', 3),
+      g.submit('a', 2),
+      g.submit('a', 4),
+    ];
     gate.resolve();
     await Promise.all(all);
     expect(sends).toEqual([

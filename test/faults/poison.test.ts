@@ -102,6 +102,30 @@ describe('poison jobs (real API and worker processes, own redis-server)', () => 
     expect(good.body.prediction).toBeCloseTo(42, 5);
   });
 
+  it('fails only the poison request among concurrent online requests that may share a job', async () => {
+    const bodies = Array.from({ length: 16 }, (_, i) => ({
+      features: i === 5 ? [1, 9] : i === 11 ? [1, -9] : [i, i % 5],
+    }));
+    const answers = await Promise.all(
+      bodies.map((b) => post('/v1/models/lookup-model/predict', b)),
+    );
+    answers.forEach((a, i) => {
+      if (i === 5 || i === 11) {
+        expect(a.status, `request ${i}`).toBe(500);
+        expect(a.body.error?.code).toBe('inference_failed');
+      } else {
+        expect(a.status, `request ${i}: ${JSON.stringify(a.body)}`).toBe(200);
+        expect(a.body.prediction).toBeCloseTo(i + (i % 5) * 10, 5);
+      }
+    });
+    const nans = await Promise.all(
+      [-1, 9, -4, 16].map((x) => post('/v1/models/nan-model/predict', { features: [x, 0, 0, 0] })),
+    );
+    expect(nans.map((a) => a.status)).toEqual([500, 200, 500, 200]);
+    expect(nans[0]?.body.error?.code).toBe('model_output_invalid');
+    expect(nans[3]?.body.prediction).toBeCloseTo(4, 5);
+  });
+
   it('keeps the worker process alive through every poison job', () => {
     expect(worker.child.exitCode).toBeNull();
     expect(api.child.exitCode).toBeNull();

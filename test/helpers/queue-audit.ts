@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { parsePartId } from '../../src/shared/jobs.js';
 import { PREDICT_QUEUE } from '../../src/shared/keys.js';
 
 /** How many `completed` and `failed` events the queue's event stream holds per job id. */
@@ -30,7 +31,10 @@ export interface JobAudit {
   failedReason?: string;
 }
 
-/** Reads the audit fields of many job hashes in one pipeline. */
+/**
+ * Reads the audit fields of many job hashes in one pipeline. Public ids of gathered online
+ * requests (`<jobId>-p<n>`) are read from the job that carried them.
+ */
 export async function auditJobs(
   redis: Redis,
   prefix: string,
@@ -38,7 +42,8 @@ export async function auditJobs(
   queue = PREDICT_QUEUE,
 ): Promise<Map<string, JobAudit>> {
   const pipeline = redis.pipeline();
-  for (const id of jobIds) {
+  for (const publicId of jobIds) {
+    const id = parsePartId(publicId)?.jobId ?? publicId;
     pipeline.hmget(
       `${prefix}:${queue}:${id}`,
       'pb',

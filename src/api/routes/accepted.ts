@@ -12,7 +12,9 @@ export function publicStatus(state: string): 'queued' | 'active' | 'completed' |
 /** 202 with the job's link, Location and Retry-After. */
 export async function accepted(c: Context<AppEnv>, deps: ApiDeps, jobId: string) {
   const state =
-    deps.redis.status === 'ready' ? await deps.queue.getJobState(jobId).catch(() => 'waiting') : 'waiting';
+    deps.redis.status === 'ready'
+      ? await deps.queue.getJobState(jobId).catch(() => 'waiting')
+      : 'waiting';
   const status = publicStatus(state);
   const self = `/v1/jobs/${jobId}`;
   c.header('Location', self);
