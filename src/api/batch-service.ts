@@ -45,7 +45,8 @@ export class BatchService {
 
   constructor(
     private readonly config: Config,
-    private readonly queue: Queue,
+    /** The batch-chunk queue (Bull Board shows it too). */
+    readonly queue: Queue,
     private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly hub: ResultHub,

@@ -21,7 +21,7 @@ export async function main(): Promise<void> {
   installShutdown({
     logger,
     timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    exitWithParent: process.argv.includes('--exit-with-parent'),
+    exitWithParent: process.argv.some((a) => a.startsWith('--exit-with-parent')),
     close: () => api.close(),
   });
 }

@@ -82,6 +82,24 @@ export class ApiMetrics {
     });
   }
 
+  /** Adds `inferq_batch_chunks{state}`: batch-chunk jobs of `queue` by state, read at scrape time. */
+  watchBatchQueue(queue: Queue, logger: Logger): void {
+    new Gauge({
+      name: 'inferq_batch_chunks',
+      help: 'Batch-chunk jobs (BATCH_CHUNK_ROWS rows each) by state, read from Redis at scrape time.',
+      labelNames: ['state'],
+      registers: [this.registry],
+      async collect() {
+        try {
+          const counts = await queue.getJobCounts(...QUEUE_STATES);
+          for (const state of QUEUE_STATES) this.set({ state }, counts[state] ?? 0);
+        } catch (err) {
+          logger.debug({ err: (err as Error).message }, 'batch queue metrics unavailable');
+        }
+      },
+    });
+  }
+
   /** Records how long a job that answered a prediction waited in the queue. */
   jobWaited(queueMs: number): void {
     if (Number.isFinite(queueMs)) this.jobWait.observe(Math.max(0, queueMs) / 1000);

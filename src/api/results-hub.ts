@@ -47,6 +47,11 @@ export class ResultHub {
     private readonly events: QueueEvents,
     private readonly logger: Logger,
   ) {
+    this.attach(events);
+  }
+
+  /** Also fans out the events of another queue (batch chunks); job ids must not collide. */
+  attach(events: QueueEvents): void {
     events.on('completed', ({ jobId, returnvalue }) => {
       const result = parseResult(returnvalue);
       if (result) this.settle(jobId, { state: 'completed', result });
@@ -59,7 +64,7 @@ export class ResultHub {
     events.on('active', ({ jobId }) => {
       for (const cb of this.activeWatchers.get(jobId) ?? []) cb();
     });
-    events.on('error', (err) => logger.warn({ err: err.message }, 'queue events error'));
+    events.on('error', (err) => this.logger.warn({ err: err.message }, 'queue events error'));
     // Observers hear of every job that ends, waited for or not (batch progress follows chunks).
     events.on('completed', ({ jobId }) => this.notify(jobId));
     events.on('failed', ({ jobId }) => this.notify(jobId));

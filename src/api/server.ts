@@ -2,7 +2,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Queue, QueueEvents } from 'bullmq';
 import type { Config } from '../shared/config.js';
 import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
-import { createKeys, PREDICT_QUEUE } from '../shared/keys.js';
+import { BATCH_QUEUE, createKeys, PREDICT_QUEUE } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { ModelRepository } from '../shared/model-repository.js';
 import { closeRedis, createRedis, topologyOf, waitForReady } from '../shared/redis.js';
@@ -78,6 +78,22 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     prefix: config.QUEUE_PREFIX,
   });
   const hub = new ResultHub(queue, redis, events, logger);
+  // Batch chunks live in their own queue (see BATCH_QUEUE); their ends reach the same hub.
+  const batchQueue = new Queue(BATCH_QUEUE, { connection: redis, prefix: config.QUEUE_PREFIX });
+  batchQueue.on('error', (err) => logger.warn({ err: err.message }, 'batch queue error'));
+  const batchEventsRedis = createRedis({
+    ...topologyOf(config),
+    role: 'blocking',
+    name: 'inferq-api-batch-events',
+  });
+  batchEventsRedis.on('error', (err: Error) =>
+    logger.debug({ err: err.message }, 'events connection error'),
+  );
+  const batchEvents = new QueueEvents(BATCH_QUEUE, {
+    connection: batchEventsRedis,
+    prefix: config.QUEUE_PREFIX,
+  });
+  hub.attach(batchEvents);
   const depth = new QueueDepth(
     queue,
     config.MAX_QUEUE_DEPTH,
@@ -86,6 +102,7 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
   );
   depth.start();
   const metrics = new ApiMetrics(queue, logger);
+  metrics.watchBatchQueue(batchQueue, logger);
   const reloads = apiModelReloads(config, repository, logger);
   void reloads.start();
   let shuttingDown = false;
@@ -100,7 +117,7 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
       onCoalesced: () => metrics.coalesced.inc(),
       onCompleted: (result) => metrics.jobWaited(result.queueMs),
     }),
-    batches: new BatchService(config, queue, redis, keys, hub),
+    batches: new BatchService(config, batchQueue, redis, keys, hub),
     depth,
     gather: new OnlineGatherer({ config, queue, redis, keys, hub }),
     hub,
@@ -132,8 +149,11 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
       await closed;
       // BullMQ's close waits for a connection that may never come while Redis is away.
       const reachable = redis.status === 'ready';
-      await settleWithin(Promise.all([events.close(), queue.close()]), reachable ? 5000 : 200);
-      await Promise.all([closeRedis(redis), closeRedis(eventsRedis)]);
+      await settleWithin(
+        Promise.all([events.close(), queue.close(), batchEvents.close(), batchQueue.close()]),
+        reachable ? 5000 : 200,
+      );
+      await Promise.all([closeRedis(redis), closeRedis(eventsRedis), closeRedis(batchEventsRedis)]);
     },
   };
 }

@@ -6,7 +6,7 @@ export const INFERQ_BIN = fileURLToPath(new URL('../../bin/inferq.js', import.me
 
 /** Starts `node bin/inferq.js <args>` as a child that exits when this process dies. */
 export function spawnInferq(args: string[], options: SpawnOptions = {}): ChildProcess {
-  return spawn(process.execPath, [INFERQ_BIN, ...args, '--exit-with-parent'], {
+  return spawn(process.execPath, [INFERQ_BIN, ...args, `--exit-with-parent=${process.pid}`], {
     stdio: 'inherit',
     ...options,
   });

@@ -30,7 +30,7 @@ function withConnection(command: Command): Command {
   return command
     .addOption(new Option('--url <url>', 'inferq server').env('INFERQ_URL').default(DEFAULT_URL))
     .addOption(new Option('--api-key <key>', 'API key').env('INFERQ_API_KEY'))
-    .addOption(new Option('--exit-with-parent').hideHelp());
+    .addOption(new Option('--exit-with-parent [pid]').hideHelp());
 }
 
 // Set by the action about to run, so a failure names the server it could not reach.

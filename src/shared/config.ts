@@ -66,6 +66,8 @@ export const ConfigSchema = z.object({
   MAX_LINE_BYTES: int(65_536, 1),
   /** Rows per batch chunk: one BullMQ job and one result key each; default 2000 (~0.03 Redis commands a row). */
   BATCH_CHUNK_ROWS: int(2000, 1).refine((v) => v <= 100_000, 'must be at most 100000'),
+  /** Batch chunks one worker process runs at once (its own queue, so idle workers take the rest); default 2. */
+  BATCH_WORKER_CONCURRENCY: int(2, 1),
   /** Most finished jobs kept per state (completed, failed) whatever their age; default 100000. */
   RESULT_MAX_JOBS: int(100_000, 1),
   /** Waiting jobs above which new work is refused with 429 queue_full; 0 = unbounded; default 100000. */

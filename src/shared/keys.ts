@@ -28,6 +28,12 @@ export interface Keys {
 /** Name of the BullMQ queue holding prediction jobs. */
 export const PREDICT_QUEUE = 'predict';
 
+/**
+ * Name of the BullMQ queue holding batch chunks. Apart from online jobs so that a worker holds
+ * only the few chunks it runs (BATCH_WORKER_CONCURRENCY) and other workers take the rest.
+ */
+export const BATCH_QUEUE = 'batch';
+
 /** Builds the key set for one prefix. */
 export function createKeys(prefix: string): Keys {
   return {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { FeatureSchema, ModelNameSchema, VersionSchema } from './schemas.js';
+import { FeaturesSchema, InstancesSchema, ModelNameSchema, VersionSchema } from './schemas.js';
 
 /** A client's tag for one WebSocket request, echoed in its answer. */
 export const RefSchema = z.union([z.string().min(1).max(200), z.number().finite()]);
@@ -11,8 +11,8 @@ export const LiveRequestSchema = z
     ref: RefSchema,
     model: ModelNameSchema,
     version: VersionSchema.optional(),
-    features: z.array(FeatureSchema).optional(),
-    instances: z.array(z.array(FeatureSchema)).min(1, 'must hold at least one instance').optional(),
+    features: FeaturesSchema.optional(),
+    instances: InstancesSchema.optional(),
   })
   .refine((b) => (b.features === undefined) !== (b.instances === undefined), {
     message: 'send exactly one of "features" (one instance) or "instances" (a list)',

@@ -161,18 +161,3 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
     }
   };
 }
-
-/**
- * One processor for the queue: 'batch-chunk' jobs go to the batch processor, every other job to
- * the prediction processor. The casts are where the queue's two job kinds meet one Worker type.
- */
-export function withBatchChunks(
-  predict: (job: Job<PredictJobData, PredictJobResult>) => Promise<PredictJobResult>,
-  batchChunk: (job: Job<BatchChunkJobData>) => Promise<BatchChunkResult>,
-): (job: Job<PredictJobData, PredictJobResult>) => Promise<PredictJobResult> {
-  return async (job) => {
-    if (job.name !== BATCH_CHUNK_JOB) return predict(job);
-    const result = await batchChunk(job as unknown as Job<BatchChunkJobData>);
-    return result as unknown as PredictJobResult;
-  };
-}

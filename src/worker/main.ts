@@ -11,7 +11,7 @@ export async function main(): Promise<void> {
   installShutdown({
     logger,
     timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    exitWithParent: process.argv.includes('--exit-with-parent'),
+    exitWithParent: process.argv.some((a) => a.startsWith('--exit-with-parent')),
     close: () => handle.close(),
   });
 }

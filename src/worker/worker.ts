@@ -2,11 +2,12 @@ import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import type { Config } from '../shared/config.js';
 import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
-import { PREDICT_QUEUE } from '../shared/keys.js';
+import { BATCH_QUEUE, PREDICT_QUEUE } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { ModelRepository, type ModelVersion } from '../shared/model-repository.js';
 import { closeRedis, createRedis, topologyOf } from '../shared/redis.js';
-import { createBatchProcessor, withBatchChunks } from './batch-processor.js';
+import { createBatchProcessor } from './batch-processor.js';
+import type { BatchChunkJobData, BatchChunkResult } from '../shared/batches.js';
 import { CacheWriter } from './cache-writer.js';
 import { WorkerMetrics } from './metrics.js';
 import { ModelPool } from './model-pool.js';
@@ -72,16 +73,12 @@ export async function startWorker({
   const cache = config.CACHE_TTL_S > 0 ? new CacheWriter(redis, config.CACHE_TTL_S) : undefined;
   const worker = new Worker<PredictJobData, PredictJobResult>(
     PREDICT_QUEUE,
-    // One queue, two job kinds: 'batch-chunk' jobs carry a chunk of a batch, the rest predictions.
-    withBatchChunks(
-      createProcessor({
-        pool,
-        cache,
-        logger,
-        onMissingModel: (since) => ops.onMissingModel(since),
-      }),
-      createBatchProcessor({ pool, redis, config, logger }),
-    ),
+    createProcessor({
+      pool,
+      cache,
+      logger,
+      onMissingModel: (since) => ops.onMissingModel(since),
+    }),
     {
       connection: redis,
       prefix: config.QUEUE_PREFIX,
@@ -110,8 +107,34 @@ export async function startWorker({
       'job failed',
     );
   });
+  const chunks = new Worker<BatchChunkJobData, BatchChunkResult>(
+    BATCH_QUEUE,
+    createBatchProcessor({
+      pool,
+      redis,
+      config,
+      logger,
+      chunksAtOnce: config.BATCH_WORKER_CONCURRENCY,
+    }),
+    {
+      connection: redis,
+      prefix: config.QUEUE_PREFIX,
+      concurrency: config.BATCH_WORKER_CONCURRENCY,
+      name: config.WORKER_NAME || `${hostname()}-${process.pid}`,
+      lockDuration: config.WORKER_LOCK_MS,
+      stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
+      maxStalledCount: config.WORKER_MAX_STALLED_COUNT,
+    },
+  );
+  chunks.on('error', (err) => logger.warn({ err: err.message }, 'batch worker error'));
+  chunks.on('failed', (job, err) =>
+    logger.warn(
+      { jobId: job?.id, attemptsMade: job?.attemptsMade, reason: err.message },
+      'batch chunk failed',
+    ),
+  );
   // Both BullMQ connections up: the worker is consuming and counted by getWorkersCount (readiness).
-  await worker.waitUntilReady();
+  await Promise.all([worker.waitUntilReady(), chunks.waitUntilReady()]);
   await ops.start();
   logger.info({ models: pool.keys(), concurrency: config.WORKER_CONCURRENCY }, 'worker started');
   return {
@@ -122,7 +145,7 @@ export async function startWorker({
     ops,
     close: async () => {
       await ops.close();
-      await worker.close();
+      await Promise.all([worker.close(), chunks.close()]);
       await thread.close();
       await closeRedis(redis);
     },

@@ -80,7 +80,12 @@ async function leftovers(s: TestStack): Promise<{ staged: string[]; jobs: number
     cursor = next;
   } while (cursor !== '0');
   keys.sort();
-  const counts = await s.api.deps.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed');
+  const counts = await s.api.deps.batches.queue.getJobCounts(
+    'waiting',
+    'prioritized',
+    'active',
+    'delayed',
+  );
   return { staged: keys, jobs: Object.values(counts).reduce((a, b) => a + b, 0) };
 }
 
@@ -314,7 +319,7 @@ describe('batch progress and results', () => {
   });
 
   it('queues one job per chunk at priority 5, or the priority asked', async () => {
-    const queue = idle.api.deps.queue;
+    const queue = idle.api.deps.batches.queue;
     const byDefault = await json(upload(idle, ndjson(rowsOf(45, 85_000))));
     const asked = await json(
       upload(idle, ndjson(rowsOf(21, 86_000)), 'model=breast-cancer&priority=2'),

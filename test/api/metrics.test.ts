@@ -32,6 +32,7 @@ describe('GET /metrics on the API', () => {
       inferq_http_requests_total: 'counter',
       inferq_http_request_duration_seconds: 'histogram',
       inferq_queue_jobs: 'gauge',
+      inferq_batch_chunks: 'gauge',
       inferq_cache_requests_total: 'counter',
       inferq_coalesced_requests_total: 'counter',
       inferq_job_wait_seconds: 'histogram',

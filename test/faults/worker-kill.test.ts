@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PREDICT_QUEUE } from '../../src/shared/keys.js';
+import { BATCH_QUEUE } from '../../src/shared/keys.js';
 import { eventually, uniquePrefix } from '../helpers/env.js';
 import {
   startApiProcess,
@@ -68,7 +68,7 @@ describe('kill -9 of a worker in the middle of a 10,000-row batch', () => {
     const { id, total } = (await posted.json()) as { id: string; total: number };
     expect(total).toBe(ROWS);
     const batchKey = `${env.QUEUE_PREFIX}:batch:${id}`;
-    const activeKey = `${env.QUEUE_PREFIX}:${PREDICT_QUEUE}:active`;
+    const activeKey = `${env.QUEUE_PREFIX}:${BATCH_QUEUE}:active`;
 
     const doomed = await startWorkerProcess({ ...env, WORKER_NAME: 'doomed' });
     workers.push(doomed);
@@ -97,7 +97,7 @@ describe('kill -9 of a worker in the middle of a 10,000-row batch', () => {
     expect(lines.every((l) => l.probabilities?.length === 2)).toBe(true);
 
     // The recovery went through BullMQ's stalled-job check, not a graceful hand-over.
-    const events = await client.xrange(`${env.QUEUE_PREFIX}:${PREDICT_QUEUE}:events`, '-', '+');
+    const events = await client.xrange(`${env.QUEUE_PREFIX}:${BATCH_QUEUE}:events`, '-', '+');
     const stalled = events.filter(([, f]) => f[1] === 'stalled').length;
     expect(stalled).toBeGreaterThan(0);
     console.log(

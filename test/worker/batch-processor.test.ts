@@ -61,7 +61,7 @@ describe('batch-chunk processor, run by hand on jobs nobody consumes', () => {
   });
 
   async function chunkJob(id: string, n: number): Promise<Job<BatchChunkJobData>> {
-    const job = await Job.fromId<BatchChunkJobData>(idle.api.deps.queue, chunkJobId(id, n));
+    const job = await Job.fromId<BatchChunkJobData>(idle.api.deps.batches.queue, chunkJobId(id, n));
     if (!job) throw new Error(`no job for chunk ${n}`);
     return job;
   }
@@ -122,7 +122,7 @@ describe('batch-chunk processor, run by hand on jobs nobody consumes', () => {
       ...Array<string>(20).fill('completed'),
       ...Array<string>(25).fill('cancelled'),
     ]);
-    expect(await Job.fromId(idle.api.deps.queue, chunkJobId(id, 1))).toBeUndefined();
+    expect(await Job.fromId(idle.api.deps.batches.queue, chunkJobId(id, 1))).toBeUndefined();
   });
 });
 

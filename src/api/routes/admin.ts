@@ -21,7 +21,9 @@ export function adminRoutes(deps: ApiDeps): Hono<AppEnv> {
 
   const board = new HonoAdapter(serveStatic).setBasePath(BOARD_PATH);
   createBullBoard({
-    queues: [new BullMQAdapter(deps.queue, { readOnlyMode: config.ADMIN_READ_ONLY })],
+    queues: [deps.queue, deps.batches.queue].map(
+      (q) => new BullMQAdapter(q, { readOnlyMode: config.ADMIN_READ_ONLY }),
+    ),
     serverAdapter: board,
     options: { uiConfig: { boardTitle: 'inferq' } },
   });
