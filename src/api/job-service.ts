@@ -202,7 +202,10 @@ export class JobService {
       version: job.data.version,
       attempts: Math.max(job.attemptsMade, job.attemptsStarted ?? 0),
       createdAt: new Date(job.timestamp).toISOString(),
-      ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
+      // A completed job reports the worker's own end time, the one its waiters were told.
+      ...(job.finishedOn
+        ? { finishedAt: new Date(job.returnvalue?.finishedAt ?? job.finishedOn).toISOString() }
+        : {}),
     };
     if (state === 'completed' && job.returnvalue) {
       return {
@@ -292,5 +295,25 @@ export class JobService {
       'EX',
       this.config.RESULT_TTL_S,
     );
+  }
+
+  /**
+   * The view of a job that a waiter saw end, built from the outcome the queue event carried, so
+   * that thousands of waiters answered at once cost no Redis reads; undefined when it cannot be.
+   */
+  settled(view: JobView, outcome: JobOutcome | undefined): JobView | undefined {
+    if (outcome?.state !== 'completed') return undefined;
+    const result = outcome.result;
+    const part = parsePartId(view.id);
+    const own = part ? partResult(result, part.index) : result;
+    const single = part ? result.parts?.[part.index]?.single : result.single;
+    if (!own || !('results' in own) || single === undefined || result.finishedAt === undefined) return undefined;
+    return {
+      ...view,
+      status: 'completed',
+      attempts: Math.max(view.attempts, 1),
+      finishedAt: new Date(result.finishedAt).toISOString(),
+      result: JobService.resultBody(own.results, single),
+    };
   }
 }

@@ -44,6 +44,8 @@ export interface JobPart {
 /** How one part of a gathered job came out: its results, or its own failure. */
 export interface PartResult {
   results?: InstanceResult[];
+  /** Whether this part's request sent one instance. */
+  single?: boolean;
   error?: { code: string; message: string };
 }
 
@@ -81,6 +83,10 @@ export interface PredictJobResult {
   batchSize: number;
   /** Per-part outcomes of a gathered job (`results` is then empty). */
   parts?: PartResult[];
+  /** Whether the job's request sent one instance: lets a waiter shape the answer without a read. */
+  single?: boolean;
+  /** When the worker finished the job, ms since epoch (BullMQ's finishedOn is a moment later). */
+  finishedAt?: number;
 }
 
 /** Public id of part `index` of gathered job `jobId`; UUIDs never end in `-p<digits>`. */

@@ -22,6 +22,8 @@ export const ModelCardSchema = z.object({
     .object({
       maxBatchSize: z.number().int().positive().optional(),
       maxBatchDelayMs: z.number().nonnegative().optional(),
+      /** Run a partial batch at once while the model is idle (default true); false = always wait the delay. */
+      runWhenIdle: z.boolean().optional(),
     })
     .optional(),
   card: z.record(z.string(), z.unknown()).optional(),

@@ -25,6 +25,12 @@ export interface MicroBatcherOptions {
   rowSize: number;
   /** Runs the model over `rows` instances laid out row-major in `values`. */
   run: (rows: number, values: Float32Array) => Promise<BatchRun>;
+  /**
+   * Run a partial batch at once when no run is in flight (rows that arrive in the same event-loop
+   * turn still go together); while a run is in flight, rows gather until it ends or the delay
+   * passes. Batches under load without making a lone request wait. Default false.
+   */
+  runWhenIdle?: boolean;
   /** Called after every run with its size, for metrics. */
   onBatch?: (rows: number, ms: number) => void;
 }
@@ -55,6 +61,8 @@ export class MicroBatcher {
   private queue: Entry[] = [];
   private queuedRows = 0;
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private inFlight = 0;
 
   constructor(private readonly options: MicroBatcherOptions) {}
 
@@ -64,8 +72,17 @@ export class MicroBatcher {
       if (this.queuedRows + rows > this.options.maxBatchSize && this.queue.length > 0) this.flush();
       this.queue.push({ rows, values, resolve, reject });
       this.queuedRows += rows;
-      if (this.queuedRows >= this.options.maxBatchSize) this.flush();
-      else this.timer ??= setTimeout(() => this.flush(), this.options.maxBatchDelayMs);
+      if (this.queuedRows >= this.options.maxBatchSize) {
+        this.flush();
+        return;
+      }
+      this.timer ??= setTimeout(() => this.flush(), this.options.maxBatchDelayMs);
+      if (this.options.runWhenIdle && this.inFlight === 0) {
+        this.immediate ??= setImmediate(() => {
+          this.immediate = undefined;
+          if (this.inFlight === 0) this.flush();
+        });
+      }
     });
   }
 
@@ -73,6 +90,8 @@ export class MicroBatcher {
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = undefined;
     const batch = this.queue;
     this.queue = [];
     this.queuedRows = 0;
@@ -88,6 +107,7 @@ export class MicroBatcher {
       offset += e.rows;
     }
     let result: BatchRun;
+    this.inFlight++;
     try {
       result = await this.options.run(total, values);
     } catch (err) {
@@ -95,6 +115,10 @@ export class MicroBatcher {
       if (batch.length > 1) for (const e of batch) void this.runBatch([e]);
       else batch[0]?.reject(err);
       return;
+    } finally {
+      this.inFlight--;
+      // The model is free again: what gathered meanwhile goes now, as one batch.
+      if (this.options.runWhenIdle && this.inFlight === 0 && this.queue.length > 0) this.flush();
     }
     this.options.onBatch?.(total, result.ms);
     let start = 0;

@@ -80,6 +80,7 @@ export class ModelPool {
     const batcher = new MicroBatcher({
       maxBatchSize: model.batching?.maxBatchSize ?? this.options.maxBatchSize,
       maxBatchDelayMs: model.batching?.maxBatchDelayMs ?? this.options.maxBatchDelayMs,
+      runWhenIdle: model.batching?.runWhenIdle ?? true,
       rowSize: Math.max(model.rowSize, 1),
       run: (rows, values) => {
         const dims = [rows, ...input.shape.slice(1)];

@@ -105,7 +105,8 @@ export async function runParts(
     queueMs,
     inferMs: first?.ms ?? 0,
     batchSize: first?.batchSize ?? 0,
-    parts: runs.map((r) => r.outcome),
+    parts: runs.map((r) => ({ ...r.outcome, single: r.part.single })),
+    finishedAt: Date.now(),
   };
   if (cache) {
     const writes = runs.map((r, i) => {

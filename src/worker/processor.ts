@@ -97,6 +97,8 @@ export function createProcessor(deps: ProcessorDeps) {
       queueMs,
       inferMs: slice.ms,
       batchSize: slice.batchSize,
+      single: data.single,
+      finishedAt: Date.now(),
     };
     if (deps.cache && data.cacheKey) {
       // A failed cache write costs a future hit, never this result.

@@ -194,3 +194,39 @@ describe('MicroBatcher', () => {
     expect(nums(y.outputs.sum)).toEqual([7]);
   });
 });
+
+describe('MicroBatcher with runWhenIdle', () => {
+  it('runs a lone submission at once when the model is idle, without waiting for the delay', async () => {
+    const { b, calls } = batcher({ maxBatchSize: 64, maxBatchDelayMs: 60_000, runWhenIdle: true });
+    const slice = await b.submit(1, rows(5, 1));
+    expect(calls).toEqual([[5]]);
+    expect(slice.batchSize).toBe(1);
+  });
+
+  it('gathers what arrives while a run is in flight into the next batch', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const model = fakeModel();
+    const calls: number[][] = [];
+    const b = new MicroBatcher({
+      maxBatchSize: 64,
+      maxBatchDelayMs: 60_000,
+      rowSize: ROW_SIZE,
+      runWhenIdle: true,
+      run: async (n, values) => {
+        calls.push(Array.from({ length: n }, (_, i) => values[i * ROW_SIZE] ?? NaN));
+        if (calls.length === 1) await gate;
+        return model.run(n, values);
+      },
+    });
+    const first = b.submit(1, rows(0, 1));
+    await new Promise((r) => setImmediate(r));
+    const rest = [1, 2, 3].map((i) => b.submit(1, rows(i, 1)));
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toEqual([[0]]);
+    release();
+    const slices = await Promise.all([first, ...rest]);
+    expect(calls).toEqual([[0], [1, 2, 3]]);
+    expect(slices.map((s) => s.batchSize)).toEqual([1, 3, 3, 3]);
+  });
+});

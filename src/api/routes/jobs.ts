@@ -73,8 +73,8 @@ export function jobRoutes(deps: ApiDeps): Hono<AppEnv> {
     }
     const waitS = waitSeconds(asked ?? 0, 0, config.MAX_WAIT_S);
     if (waitS > 0 && (view.status === 'queued' || view.status === 'active')) {
-      await jobs.waitFor(id, waitS * 1000);
-      view = await jobs.view(id);
+      const outcome = await jobs.waitFor(id, waitS * 1000);
+      view = jobs.settled(view, outcome) ?? (await jobs.view(id));
     }
     return c.json(view);
   });
