@@ -15,8 +15,10 @@ export function compressLarge(thresholdBytes = 1024): MiddlewareHandler {
     threshold: thresholdBytes,
     contentTypeFilter: (type) => BUFFERED.test(type) || type.startsWith('image/svg'),
   });
-  return (c, next) =>
-    gzip(c, async () => {
+  return (c, next) => {
+    // Nothing to do unless the client takes gzip or deflate: skip the size measurement too.
+    if (!/\b(gzip|deflate)\b/i.test(c.req.header('accept-encoding') ?? '')) return next();
+    return gzip(c, async () => {
       await next();
       const type = c.res.headers.get('content-type') ?? '';
       // c.json() sets no Content-Length, which hides the size from the threshold: measure it.
@@ -27,4 +29,5 @@ export function compressLarge(thresholdBytes = 1024): MiddlewareHandler {
         c.res = res;
       }
     });
+  };
 }

@@ -24,8 +24,10 @@ const PROGRESS_EVERY_MS = 100;
 
 /** Whether a request is an NDJSON batch upload, which MAX_BODY_BYTES does not bound. */
 export function isNdjsonBatchUpload(c: Context): boolean {
+  // Runs for every request: the cheap checks first, the header (a Headers lookup) last.
+  if (c.req.method !== 'POST' || !/^\/v1\/batches\/?$/.test(c.req.path)) return false;
   const type = c.req.header('content-type')?.split(';')[0]?.trim().toLowerCase() ?? '';
-  return c.req.method === 'POST' && /^\/v1\/batches\/?$/.test(c.req.path) && NDJSON_TYPES.has(type);
+  return NDJSON_TYPES.has(type);
 }
 
 function batchIdParam(c: Context<AppEnv>): string {
