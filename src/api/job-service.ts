@@ -189,13 +189,17 @@ export class JobService {
     // `<prefix>:predict:events` and its siblings are BullMQ's own keys, not job hashes.
     if (BULLMQ_QUEUE_KEYS.has(jobId))
       throw new ApiError('job_not_found', `Job "${jobId}" does not exist or has expired.`);
-    const job = await Job.fromId<PredictJobData, PredictJobResult>(this.queue, jobId);
+    let job = await Job.fromId<PredictJobData, PredictJobResult>(this.queue, jobId);
     if (!job) {
       const tombstone = await this.redis.get(this.keys.cancelled(jobId));
       if (tombstone) return JSON.parse(tombstone) as JobView;
       throw new ApiError('job_not_found', `Job "${jobId}" does not exist or has expired.`);
     }
     const state = await job.getState();
+    // Ended between the two reads: the job read first lacks its result and end time.
+    if ((state === 'completed' || state === 'failed') && !job.finishedOn) {
+      job = (await Job.fromId<PredictJobData, PredictJobResult>(this.queue, jobId)) ?? job;
+    }
     const base = {
       id: jobId,
       model: job.data.model,
@@ -233,8 +237,13 @@ export class JobService {
     }
     const view = await this.view(jobId);
     delete view.result;
-    if (view.status !== 'completed' || !job.returnvalue) return { ...view, id };
-    const own = partResult(job.returnvalue, index);
+    if (view.status !== 'completed') return { ...view, id };
+    // A job read before it finished keeps returnvalue null: read it again now that it has.
+    const done = job.returnvalue
+      ? job
+      : await Job.fromId<PredictJobData, PredictJobResult>(this.queue, jobId);
+    if (!done?.returnvalue) return { ...view, id, status: 'active' };
+    const own = partResult(done.returnvalue, index);
     if (own && 'results' in own) {
       return { ...view, id, result: JobService.resultBody(own.results, meta.single) };
     }
@@ -307,7 +316,8 @@ export class JobService {
     const part = parsePartId(view.id);
     const own = part ? partResult(result, part.index) : result;
     const single = part ? result.parts?.[part.index]?.single : result.single;
-    if (!own || !('results' in own) || single === undefined || result.finishedAt === undefined) return undefined;
+    if (!own || !('results' in own) || single === undefined || result.finishedAt === undefined)
+      return undefined;
     return {
       ...view,
       status: 'completed',

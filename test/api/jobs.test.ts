@@ -241,7 +241,9 @@ describe('/v1/jobs', () => {
           attempts: 1,
         });
         // The worker's own end time, a moment before BullMQ records finishedOn.
-        expect(Math.abs(Date.parse(String(body.finishedAt)) - Number(finishedOn))).toBeLessThan(1000);
+        expect(Math.abs(Date.parse(String(body.finishedAt)) - Number(finishedOn))).toBeLessThan(
+          1000,
+        );
         expect(body.result).toEqual({
           prediction: expect.any(Number),
           label: expect.stringMatching(/^(malignant|benign)$/),

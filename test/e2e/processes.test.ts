@@ -39,7 +39,10 @@ function slowRepository(): string {
   >;
   writeFileSync(
     join(to, 'model.json'),
-    JSON.stringify({ ...card, batching: { maxBatchSize: 64, maxBatchDelayMs: 500, runWhenIdle: false } }),
+    JSON.stringify({
+      ...card,
+      batching: { maxBatchSize: 64, maxBatchDelayMs: 500, runWhenIdle: false },
+    }),
   );
   return dir;
 }

@@ -163,7 +163,10 @@ describe('worker with a slow batch window (graceful shutdown)', () => {
     // A long window keeps jobs active inside the batcher long enough to close the worker meanwhile.
     writeFileSync(
       join(folder, 'model.json'),
-      JSON.stringify({ task: 'regression', batching: { maxBatchSize: 64, maxBatchDelayMs: 400, runWhenIdle: false } }),
+      JSON.stringify({
+        task: 'regression',
+        batching: { maxBatchSize: 64, maxBatchDelayMs: 400, runWhenIdle: false },
+      }),
     );
     return testConfig({ MODEL_DIR: dir });
   })();
