@@ -1,7 +1,6 @@
 import type { Job } from 'bullmq';
 import { FINISH_CHUNK, START_CHUNK } from '../shared/batch-scripts.js';
 import {
-  BATCH_CHUNK_JOB,
   decodeChunk,
   rowsOfChunk,
   type BatchChunkJobData,
@@ -10,7 +9,6 @@ import {
 } from '../shared/batches.js';
 import type { Config } from '../shared/config.js';
 import type { ErrorCode } from '../shared/errors.js';
-import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
 import { createKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import type { RedisClient } from '../shared/redis.js';
