@@ -53,6 +53,8 @@ export function redisOptions(role: ConnectionRole, name?: string): RedisOptions 
     enableOfflineQueue: false,
     connectTimeout: 2000,
     commandTimeout: 5000,
+    // Commands issued in the same event-loop turn (many concurrent requests) leave in one write.
+    enableAutoPipelining: true,
   };
 }
 
