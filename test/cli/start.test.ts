@@ -1,41 +1,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exited, spawnInferq, stopChild } from '../../src/cli/children.js';
 import { eventually, uniquePrefix } from '../helpers/env.js';
 import { BREAST_CANCER_ROW } from '../helpers/fixtures.js';
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => done(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-async function answers(url: string): Promise<boolean> {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-    return (await redis.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    redis.disconnect();
-  }
-}
+import { freePort, pings } from '../helpers/redis-server.js';
 
 describe('inferq start without a Redis', () => {
   const cwd = mkdtempSync(join(tmpdir(), 'inferq-start-'));
@@ -49,7 +20,7 @@ describe('inferq start without a Redis', () => {
   it('starts a private redis-server under .inferq/, serves a prediction, and stops it on SIGTERM', async () => {
     const [redisPort, port] = [await freePort(), await freePort()];
     const redisUrl = `redis://127.0.0.1:${redisPort}`;
-    expect(await answers(redisUrl)).toBe(false);
+    expect(await pings(redisPort)).toBe(false);
     let out = '';
     child = spawnInferq(['start'], {
       cwd,
@@ -71,7 +42,7 @@ describe('inferq start without a Redis', () => {
     expect(out).toContain('starting a private redis-server');
     expect(out).toContain(`curl -s http://127.0.0.1:${port}/v1/models/breast-cancer/predict`);
     expect(existsSync(join(cwd, '.inferq', 'redis'))).toBe(true);
-    expect(await answers(redisUrl)).toBe(true);
+    expect(await pings(redisPort)).toBe(true);
 
     const res = await fetch(`http://127.0.0.1:${port}/v1/models/breast-cancer/predict`, {
       method: 'POST',
@@ -84,7 +55,7 @@ describe('inferq start without a Redis', () => {
     child.kill('SIGTERM');
     expect(await exited(child)).toBe(0);
     // Every child went with it: the API port and the private Redis no longer answer.
-    await eventually(async () => !(await answers(redisUrl)), 10_000);
+    await eventually(async () => !(await pings(redisPort)), 10_000);
     await expect(fetch(`http://127.0.0.1:${port}/health/live`)).rejects.toThrow();
   }, 90_000);
 });
