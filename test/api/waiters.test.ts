@@ -107,7 +107,9 @@ describe('waiting for results', () => {
     const done = await stack.request(`/v1/jobs/${id}?wait=5`);
     expect(((await done.json()) as { status: string }).status).toBe('completed');
 
-    // The completion event has passed: a bare wait only ends at its deadline, without an outcome.
+    // The long-poll may have been answered from the job hash before the queue event arrived: let
+    // the event pass first. Then a bare wait only ends at its deadline, without an outcome.
+    await new Promise((r) => setTimeout(r, 300));
     const started = Date.now();
     const missed = await stack.api.hub.wait(id, 300).promise;
     expect(missed).toBeUndefined();
