@@ -1,19 +1,7 @@
 // Load generator process: runs autocannon with the options passed as JSON in argv[2] and prints
 // one JSON summary line. Runs apart from the server so it never competes for its event loop.
 import autocannon from 'autocannon';
-
-interface LoadOptions {
-  url: string;
-  method: 'GET' | 'POST';
-  connections: number;
-  durationS?: number;
-  amount?: number;
-  headers?: Record<string, string>;
-  body?: string;
-  /** Generate a unique `{"features": [...]}` body of this width per request. */
-  uniqueWidth?: number;
-  seed?: number;
-}
+import type { LoadOptions } from './lib/load.js';
 
 const options = JSON.parse(process.argv[2] ?? '{}') as LoadOptions;
 let counter = (options.seed ?? Date.now()) % 1_000_000_000;

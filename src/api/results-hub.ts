@@ -44,7 +44,7 @@ export class ResultHub {
     private readonly queue: Queue,
     /** Producer connection used to read job hashes. */
     private readonly redis: RedisClient,
-    private readonly events: QueueEvents,
+    events: QueueEvents,
     private readonly logger: Logger,
   ) {
     this.attach(events);

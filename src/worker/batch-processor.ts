@@ -21,31 +21,6 @@ export interface BatchProcessorDeps {
   redis: RedisClient;
   config: Config;
   logger: Logger;
-  /**
-   * Chunks one worker process computes at once; default 2. A chunk fills the batcher with up to
-   * BATCH_CHUNK_ROWS rows, so a small number keeps online requests from queuing behind many.
-   */
-  chunksAtOnce?: number;
-}
-
-/** A counting semaphore. */
-class Gate {
-  private readonly waiting: (() => void)[] = [];
-  constructor(private free: number) {}
-
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
-  }
 }
 
 function attemptsLeft(job: Job): number {
@@ -60,7 +35,6 @@ function failAll(rows: number, code: ErrorCode, message: string): RowOutcome[] {
 export function createBatchProcessor(deps: BatchProcessorDeps) {
   const { pool, redis, config, logger } = deps;
   const keys = createKeys(config.QUEUE_PREFIX);
-  const gate = new Gate(deps.chunksAtOnce ?? 2);
 
   async function outcomesOf(data: BatchChunkJobData, staged: StagedChunk): Promise<RowOutcome[]> {
     const loaded = pool.get(data.model, data.version);
@@ -138,24 +112,20 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
     const { batchId, chunk } = job.data;
     const queueMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
     const result: BatchChunkResult = { batchId, chunk, rows: 0, finished: false, queueMs };
-    await gate.acquire();
-    try {
-      const claim = await START_CHUNK.run(redis, [keys.batch(batchId)], [chunk, Date.now()]);
-      // Cancelled, already counted by an earlier run, or expired: nothing to do.
-      if (claim !== 'run') return result;
-      const { outcomes, ids } = await compute(job).catch(async (err: unknown) => {
-        if (attemptsLeft(job) > 0) throw err;
-        // Out of attempts: the rows fail, so that the batch still ends.
-        logger.error({ err, batchId, chunk }, 'batch chunk failed');
-        const message = `Inference failed: ${(err as Error).message}`;
-        return {
-          outcomes: failAll(await rowCount(job.data), 'inference_failed', message),
-          ids: [],
-        };
-      });
-      return { ...result, rows: outcomes.length, finished: await finish(job, outcomes, ids) };
-    } finally {
-      gate.release();
-    }
+    // How many chunks run at once is the batch Worker's concurrency (BATCH_WORKER_CONCURRENCY).
+    const claim = await START_CHUNK.run(redis, [keys.batch(batchId)], [chunk, Date.now()]);
+    // Cancelled, already counted by an earlier run, or expired: nothing to do.
+    if (claim !== 'run') return result;
+    const { outcomes, ids } = await compute(job).catch(async (err: unknown) => {
+      if (attemptsLeft(job) > 0) throw err;
+      // Out of attempts: the rows fail, so that the batch still ends.
+      logger.error({ err, batchId, chunk }, 'batch chunk failed');
+      const message = `Inference failed: ${(err as Error).message}`;
+      return {
+        outcomes: failAll(await rowCount(job.data), 'inference_failed', message),
+        ids: [],
+      };
+    });
+    return { ...result, rows: outcomes.length, finished: await finish(job, outcomes, ids) };
   };
 }

@@ -114,7 +114,6 @@ export async function startWorker({
       redis,
       config,
       logger,
-      chunksAtOnce: config.BATCH_WORKER_CONCURRENCY,
     }),
     {
       connection: redis,
