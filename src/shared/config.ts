@@ -52,6 +52,20 @@ export const ConfigSchema = z.object({
   MAX_INSTANCES: int(1000, 1),
   /** Lifetime of a cached prediction, seconds; default 3600 (0 disables the cache). */
   CACHE_TTL_S: int(3600, 0),
+  /**
+   * Who shares the result cache: `key` (default) keeps each API key's cached results and
+   * in-flight claims apart, so no tenant can learn another's inputs; `shared` lets every key
+   * reuse every result (more hits, but a hit then tells that someone sent that input).
+   */
+  CACHE_SCOPE: z.enum(['key', 'shared']).default('key'),
+  /**
+   * Secret that public job ids are encrypted with (at least 32 characters); empty = one random
+   * secret per deployment, created once in Redis and shared by every API replica.
+   */
+  ID_SECRET: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || v.length >= 32, 'must be at least 32 characters'),
   /** Lifetime of a finished job and its result, seconds; default 86400. */
   RESULT_TTL_S: int(86_400, 1),
   /** How long an online request waits for its result before answering 202, seconds; default 30. */
@@ -62,6 +76,8 @@ export const ConfigSchema = z.object({
   MAX_BODY_BYTES: int(10 * 1024 * 1024, 1),
   /** Most rows of one NDJSON batch upload; default 1,000,000. */
   MAX_BATCH_ROWS: int(1_000_000, 1),
+  /** Most bytes of one NDJSON batch upload, blank lines included; default 1 GiB. */
+  MAX_BATCH_BYTES: int(1024 * 1024 * 1024, 1),
   /** Longest NDJSON line, bytes; default 65,536. */
   MAX_LINE_BYTES: int(65_536, 1),
   /** Rows per batch chunk: one BullMQ job and one result key each; default 2000 (~0.03 Redis commands a row). */
@@ -88,6 +104,11 @@ export const ConfigSchema = z.object({
   RATE_LIMIT_BURST: int(0, 0),
   /** Read the client IP for rate limits from X-Forwarded-For (behind a trusted proxy); default false. */
   TRUST_PROXY: bool(false),
+  /**
+   * Proxies in front of the API that append to X-Forwarded-For (with TRUST_PROXY): the client IP
+   * is read this many entries from the right, so a client cannot choose it; default 1.
+   */
+  TRUST_PROXY_HOPS: int(1, 1),
   /** How often the API refreshes the queue depth for backpressure, milliseconds; default 500. */
   QUEUE_DEPTH_REFRESH_MS: int(500, 10),
   /** How often API and workers rescan MODEL_DIR for new versions, milliseconds; 0 = only on POST /admin/models/reload; default 5000. */

@@ -15,6 +15,10 @@ export const ERROR_CATALOGUE = {
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   unsupported_media_type: { status: 415, message: 'Send the body as application/json.' },
   validation_error: { status: 422, message: 'The request is not valid.' },
+  idempotency_key_reused: {
+    status: 422,
+    message: 'This Idempotency-Key was already used with a different request.',
+  },
   rate_limited: { status: 429, message: 'Too many requests; retry later.' },
   queue_full: { status: 429, message: 'The queue is full; retry later.' },
   unavailable: { status: 503, message: 'The service is unavailable; retry later.' },

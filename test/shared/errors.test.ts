@@ -21,6 +21,7 @@ const CONTRACT: Record<string, number> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   validation_error: 422,
+  idempotency_key_reused: 422,
   rate_limited: 429,
   queue_full: 429,
   unavailable: 503,
