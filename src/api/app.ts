@@ -5,7 +5,8 @@ import { timing } from 'hono/timing';
 import { ApiError, errorBody } from '../shared/errors.js';
 import { isUnavailableError } from '../shared/redis.js';
 import type { ApiDeps, AppEnv } from './deps.js';
-import { limitBody } from './middleware/body.js';
+import { limitBody, limitDeclared } from './middleware/body.js';
+import { bodyUnread, closeAfterBody } from './middleware/unread-body.js';
 import { operationsRoutes, useOperations } from './operations.js';
 import { batchRoutes, isNdjsonBatchUpload } from './routes/batches.js';
 import { healthRoutes } from './routes/health.js';
@@ -42,15 +43,19 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
   app.use('*', timing({ totalDescription: 'total' }));
   app.use('*', async (c, next) => {
     await next();
+    // A refused body must not cost the client's next request on the socket: see closeAfterBody.
+    if (bodyUnread(c)) c.res = await closeAfterBody(c);
     // Keep-alive clients would otherwise keep server.close() waiting until the shutdown timeout.
-    if (deps.isShuttingDown()) c.header('Connection', 'close');
+    else if (deps.isShuttingDown()) c.header('Connection', 'close');
   });
   // Metrics, request log, API keys (/v1, /v2), rate limit, compression.
   useOperations(app, deps);
   const bodyLimit = limitBody(deps.config.MAX_BODY_BYTES);
-  // NDJSON batch uploads are streamed and bounded by MAX_BATCH_ROWS and MAX_LINE_BYTES instead.
+  // NDJSON batch uploads are streamed, bounded while read by MAX_BATCH_BYTES, MAX_BATCH_ROWS and
+  // MAX_LINE_BYTES; a declared length over MAX_BATCH_BYTES is refused before reading.
+  const uploadLimit = limitDeclared(deps.config.MAX_BATCH_BYTES, 'MAX_BATCH_BYTES');
   app.on(['POST', 'PUT', 'PATCH'], '*', (c, next) =>
-    isNdjsonBatchUpload(c) ? next() : bodyLimit(c, next),
+    isNdjsonBatchUpload(c) ? uploadLimit(c, next) : bodyLimit(c, next),
   );
 
   app.route('/', healthRoutes(deps));

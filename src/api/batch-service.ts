@@ -19,6 +19,8 @@ import type { ModelVersion } from '../shared/model-repository.js';
 import { readResults } from './batch-results.js';
 import { BatchWatchers, type BatchWatch } from './batch-watch.js';
 import { ChunkStager } from './batch-upload.js';
+import { cacheScope } from './owner.js';
+import type { Owner } from './public-ids.js';
 import type { ResultHub } from './results-hub.js';
 
 const FIELDS = [
@@ -34,6 +36,7 @@ const FIELDS = [
   'completed',
   'failed',
   'cancelled',
+  'owner',
 ] as const;
 
 // Chunk jobs added per addBulk call: one MULTI each, so Redis is never blocked for long.
@@ -66,8 +69,13 @@ export class BatchService {
     });
   }
 
-  /** Records a fully staged batch and enqueues one job per chunk, in bulk. */
-  async create(model: ModelVersion, stager: ChunkStager, priority: number): Promise<void> {
+  /** Records a fully staged batch of `owner` and enqueues one job per chunk, in bulk. */
+  async create(
+    owner: Owner,
+    model: ModelVersion,
+    stager: ChunkStager,
+    priority: number,
+  ): Promise<void> {
     const { batchId: id } = stager.options;
     const key = this.keys.batch(id);
     await this.redis
@@ -83,6 +91,7 @@ export class BatchService {
         completed: 0,
         failed: 0,
         cancelled: 0,
+        owner,
       })
       .expire(key, this.config.RESULT_TTL_S)
       .exec();
@@ -104,6 +113,7 @@ export class BatchService {
           firstIndex: chunk * stager.options.chunkRows,
           model: model.name,
           version: model.version,
+          cacheScope: cacheScope(this.config, owner),
         };
         jobs.push({ name: BATCH_CHUNK_JOB, data, opts: { ...opts, jobId: chunkJobId(id, chunk) } });
       }
@@ -111,14 +121,14 @@ export class BatchService {
     }
   }
 
-  /** The stored record; throws 404 batch_not_found. */
-  async record(id: string): Promise<BatchRecord> {
+  /** The stored record of `owner`'s batch; throws 404 batch_not_found for any other. */
+  async record(owner: Owner, id: string): Promise<BatchRecord> {
     const values = await this.redis.hmget(this.keys.batch(id), ...FIELDS);
     const f = Object.fromEntries(FIELDS.map((name, i) => [name, values[i]])) as Record<
       (typeof FIELDS)[number],
       string | null
     >;
-    if (f.model === null || f.version === null || f.total === null) {
+    if (f.model === null || f.version === null || f.total === null || f.owner !== owner) {
       throw new ApiError('batch_not_found', `Batch "${id}" does not exist or has expired.`);
     }
     const total = Number(f.total);
@@ -151,21 +161,21 @@ export class BatchService {
     };
   }
 
-  /** The public view of a batch; throws 404 batch_not_found. */
-  async view(id: string): Promise<BatchView> {
-    const view: Partial<BatchRecord> = await this.record(id);
+  /** The public view of `owner`'s batch; throws 404 batch_not_found. */
+  async view(owner: Owner, id: string): Promise<BatchView> {
+    const view: Partial<BatchRecord> = await this.record(owner, id);
     delete view.chunks;
     delete view.chunkRows;
     return view as BatchView;
   }
 
   /** The view once the batch has ended, or after `waitMs` with its current progress. */
-  async waitForEnd(id: string, waitMs: number): Promise<BatchView> {
+  async waitForEnd(owner: Owner, id: string, waitMs: number): Promise<BatchView> {
     const deadline = Date.now() + waitMs;
     const watch = this.watch(id);
     try {
       for (;;) {
-        const view = await this.view(id);
+        const view = await this.view(owner, id);
         const left = deadline - Date.now();
         if (view.finishedAt !== undefined || left <= 0 || this.isClosed) return view;
         // Events are best-effort: look again at least every 2 s even without one.
@@ -198,7 +208,8 @@ export class BatchService {
   }
 
   /** Cancels every chunk that has not started; 409 when the batch has completed. */
-  async cancel(id: string): Promise<void> {
+  async cancel(owner: Owner, id: string): Promise<void> {
+    await this.record(owner, id);
     const reply = (await CANCEL_BATCH.run(this.redis, [this.keys.batch(id)], [Date.now()])) as [
       string,
       number[]?,
@@ -214,7 +225,7 @@ export class BatchService {
     }
     const cancelled = reply[1] ?? [];
     if (cancelled.length === 0) return;
-    const { total, chunkRows } = await this.record(id);
+    const { total, chunkRows } = await this.record(owner, id);
     for (let start = 0; start < cancelled.length; start += 100) {
       await this.writeCancelled(id, cancelled.slice(start, start + 100), total, chunkRows);
     }

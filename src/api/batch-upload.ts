@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { RedisClient } from '../shared/redis.js';
 import { checkItem, encodeChunk } from '../shared/batches.js';
 import { ApiError, type ErrorDetail } from '../shared/errors.js';
@@ -111,27 +112,58 @@ export interface NdjsonLine {
   text: string;
 }
 
+/** Limits of an NDJSON upload. */
+export interface NdjsonLimits {
+  /** Longest line, bytes (MAX_LINE_BYTES). */
+  maxLineBytes: number;
+  /** Most lines, blank ones included (MAX_BATCH_ROWS). */
+  maxRows: number;
+  /** Most bytes of the upload, blank lines included (MAX_BATCH_BYTES). */
+  maxBytes: number;
+}
+
 function tooLong(line: number, maxLineBytes: number): ApiError {
   const message = `line is longer than ${maxLineBytes} bytes (MAX_LINE_BYTES)`;
   return new ApiError('validation_error', `line ${line}: ${message}`, [{ line, message }]);
 }
 
+function tooManyLines(line: number, maxRows: number): ApiError {
+  return new ApiError(
+    'payload_too_large',
+    `The batch holds more than ${maxRows} lines (MAX_BATCH_ROWS, blank lines included); split it.`,
+    [{ line, message: `line ${line} is over MAX_BATCH_ROWS` }],
+  );
+}
+
+function tooManyBytes(maxBytes: number): ApiError {
+  return new ApiError(
+    'payload_too_large',
+    `The upload is larger than ${maxBytes} bytes (MAX_BATCH_BYTES); split it.`,
+  );
+}
+
 // Lines handed over at once: per-line promises would cost more than parsing the line.
 const LINES_PER_YIELD = 512;
+// Longest stretch of reading and parsing before other requests get the event loop.
+const BUSY_MS = 5;
 
 /**
  * Splits a byte stream into lines, handed over in groups, without ever holding more than one
- * line (at most `maxLineBytes`) plus one network chunk; a longer line is refused as soon as it
- * is seen, after the lines before it.
+ * line (at most `maxLineBytes`) plus one network chunk. Every byte and every line, blank ones
+ * included, counts toward the limits: a longer line, line `maxRows + 1` or byte `maxBytes + 1`
+ * is refused as soon as it is seen, after the lines before it. Blank lines are counted, not
+ * handed over.
  */
 export async function* readLines(
   body: ReadableStream<Uint8Array>,
-  maxLineBytes: number,
+  limits: NdjsonLimits,
 ): AsyncGenerator<NdjsonLine[]> {
+  const { maxLineBytes, maxRows, maxBytes } = limits;
   const reader = body.getReader();
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let line = 0;
+  let received = 0;
   try {
     for (;;) {
       const { done, value } = await reader.read().catch((err: unknown) => {
@@ -139,23 +171,33 @@ export async function* readLines(
         throw new ApiError('invalid_json', `The upload was interrupted: ${reason}.`);
       });
       if (done) break;
+      received += value.byteLength;
+      if (received > maxBytes) throw tooManyBytes(maxBytes);
       const buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
       let lines: NdjsonLine[] = [];
       let start = 0;
       for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10, start)) {
         line++;
+        if (line > maxRows) {
+          yield lines;
+          throw tooManyLines(line, maxRows);
+        }
         if (pendingBytes + nl - start > maxLineBytes) {
           yield lines;
           throw tooLong(line, maxLineBytes);
         }
-        const text =
-          pendingBytes === 0
-            ? buf.toString('utf8', start, nl)
-            : Buffer.concat([...pending, buf.subarray(start, nl)]).toString('utf8');
+        const blank =
+          pendingBytes === 0 && (nl === start || (nl === start + 1 && buf[start] === 13));
+        if (!blank) {
+          const text =
+            pendingBytes === 0
+              ? buf.toString('utf8', start, nl)
+              : Buffer.concat([...pending, buf.subarray(start, nl)]).toString('utf8');
+          lines.push({ line, text });
+        }
         pending = [];
         pendingBytes = 0;
         start = nl + 1;
-        lines.push({ line, text });
         if (lines.length === LINES_PER_YIELD) {
           yield lines;
           lines = [];
@@ -168,7 +210,10 @@ export async function* readLines(
         pending.push(buf.subarray(start));
       }
     }
-    if (pendingBytes > 0) yield [{ line: line + 1, text: Buffer.concat(pending).toString('utf8') }];
+    if (pendingBytes > 0) {
+      if (line + 1 > maxRows) throw tooManyLines(line + 1, maxRows);
+      yield [{ line: line + 1, text: Buffer.concat(pending).toString('utf8') }];
+    }
   } finally {
     // Not cancel(): that would destroy the socket before the error answer is written; the
     // server drains what the client still sends.
@@ -183,32 +228,22 @@ function lineError(line: number, detail: ErrorDetail): ApiError {
   ]);
 }
 
-/** Limits of an NDJSON upload. */
-export interface NdjsonLimits {
-  maxLineBytes: number;
-  maxRows: number;
-}
-
 /**
- * Reads an NDJSON upload line by line into `stager`; blank lines are skipped. Throws 422 naming
- * the first bad line (unparsable, or failing validation), 413 past `maxRows` items.
+ * Reads an NDJSON upload line by line into `stager`; blank lines are skipped (but counted).
+ * Throws 422 naming the first bad line (unparsable, or failing validation), 413 past
+ * `maxRows` lines or `maxBytes` bytes. Gives the event loop back every few milliseconds, so
+ * a large upload does not delay other requests.
  */
 export async function stageNdjson(
   body: ReadableStream<Uint8Array>,
   stager: ChunkStager,
   limits: NdjsonLimits,
 ): Promise<void> {
-  for await (const lines of readLines(body, limits.maxLineBytes)) {
+  let busySince = performance.now();
+  for await (const lines of readLines(body, limits)) {
     for (const { line, text } of lines) {
       const trimmed = line === 1 ? text.replace(/^\uFEFF/, '').trim() : text.trim();
       if (trimmed === '') continue;
-      if (stager.total >= limits.maxRows) {
-        throw new ApiError(
-          'payload_too_large',
-          `The batch holds more than ${limits.maxRows} items (MAX_BATCH_ROWS); split it.`,
-          [{ line, message: `item ${limits.maxRows + 1} is over MAX_BATCH_ROWS` }],
-        );
-      }
       let raw: unknown;
       try {
         raw = JSON.parse(trimmed);
@@ -219,6 +254,10 @@ export async function stageNdjson(
       if (detail) throw lineError(line, detail);
     }
     await stager.drain();
+    if (performance.now() - busySince > BUSY_MS) {
+      await setImmediate();
+      busySince = performance.now();
+    }
   }
   await stager.finish();
 }

@@ -9,6 +9,7 @@ import type { BatchService } from './batch-service.js';
 import type { JobService } from './job-service.js';
 import type { ApiMetrics } from './metrics.js';
 import type { OnlineGatherer } from './online-gather.js';
+import type { IdSecret } from './public-ids.js';
 import type { QueueDepth } from './queue-depth.js';
 import type { ResultHub } from './results-hub.js';
 
@@ -21,6 +22,8 @@ export interface ApiDeps {
   redis: RedisClient;
   keys: Keys;
   queue: Queue<PredictJobData, PredictJobResult>;
+  /** This API process's id: workers reply to it on its own channel. */
+  replicaId: string;
   jobs: JobService;
   /** Batches: upload staging, chunk jobs, progress, results, cancellation. */
   batches: BatchService;
@@ -29,6 +32,8 @@ export interface ApiDeps {
   gather: OnlineGatherer;
   /** The process's one QueueEvents fan-out: job ends and activations. */
   hub: ResultHub;
+  /** Public ids of jobs: encrypted per owner with the deployment's secret. */
+  ids: IdSecret;
   /** True once shutdown began: new work gets 503. */
   isShuttingDown: () => boolean;
   /** Prometheus metrics of this API process (its own registry). */

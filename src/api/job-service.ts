@@ -1,17 +1,18 @@
-import { randomUUID, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Job, type Queue } from 'bullmq';
 import type { RedisClient } from '../shared/redis.js';
 import type { Config } from '../shared/config.js';
 import { ApiError, parseFailure, type JobFailure } from '../shared/errors.js';
 import {
   PREDICT_JOB,
-  parsePartId,
+  partId,
   partResult,
   type InstanceResult,
   type PredictJobData,
   type PredictJobResult,
 } from '../shared/jobs.js';
 import type { Keys } from '../shared/keys.js';
+import { newJobId, type JobRef, type Owner } from './public-ids.js';
 import type { JobOutcome, ResultHub } from './results-hub.js';
 
 /** The predict body without its envelope: one result, or `predictions` for many. */
@@ -43,7 +44,7 @@ export interface SubmitOptions {
 
 /** A queued (or shared) job and, when asked, the wait for it. */
 export interface Submitted {
-  jobId: string;
+  ref: JobRef;
   /** Resolves with the outcome, or undefined when the wait ran out first. */
   outcome?: Promise<JobOutcome | undefined>;
 }
@@ -56,29 +57,17 @@ export interface JobServiceHooks {
   onCompleted?: (result: PredictJobResult) => void;
 }
 
-// Suffixes of BullMQ's per-queue keys (bullmq QueueKeys): never valid job ids.
-const BULLMQ_QUEUE_KEYS = new Set([
-  'active',
-  'wait',
-  'waiting-children',
-  'paused',
-  'id',
-  'delayed',
-  'prioritized',
-  'stalled-check',
-  'completed',
-  'failed',
-  'stalled',
-  'repeat',
-  'limiter',
-  'meta',
-  'events',
-  'pc',
-  'marker',
-  'de',
-]);
+const notFound = (id: string) =>
+  new ApiError('job_not_found', `Job "${id}" does not exist or has expired.`);
 
-/** Queue-facing operations of the API: submit, look up, cancel. */
+/** The ref as stored in tombstones and in-flight claims. */
+const refKey = (ref: JobRef): string =>
+  ref.part === undefined ? ref.jobId : partId(ref.jobId, ref.part);
+
+/**
+ * Queue-facing operations of the API: submit, look up, cancel. Jobs are addressed by ref (the
+ * decoded public id) and checked against their owner: another owner's job is "not found".
+ */
 export class JobService {
   constructor(
     private readonly config: Config,
@@ -86,6 +75,8 @@ export class JobService {
     private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly hub: ResultHub,
+    /** This replica's id: its workers reply here (see shared/replies.ts). */
+    private readonly replicaId: string,
     private readonly hooks: JobServiceHooks = {},
   ) {}
 
@@ -94,7 +85,6 @@ export class JobService {
     return single && results[0] ? results[0] : { predictions: results };
   }
 
-  /** Queues a prediction job. */
   /**
    * BullMQ holds queue calls until its connection is up, which could hang a request forever
    * while Redis is away: refuse fast instead.
@@ -105,22 +95,27 @@ export class JobService {
     }
   }
 
+  /** Queues a prediction job of its own (not gathered). */
   async submit(options: SubmitOptions): Promise<Submitted> {
     this.assertRedis();
-    // Custom ids must not contain ':' nor be all digits (BullMQ); a UUID is neither.
-    const jobId = randomUUID();
+    const jobId = newJobId();
+    this.hub.expect(jobId);
     const early = options.waitMs !== undefined ? this.hub.wait(jobId, options.waitMs) : undefined;
     let job: Job<PredictJobData, PredictJobResult>;
     try {
-      job = await this.queue.add(PREDICT_JOB, options.data, {
-        jobId,
-        priority: options.priority,
-        attempts: this.config.JOB_ATTEMPTS,
-        backoff: { type: 'exponential', delay: this.config.JOB_BACKOFF_MS },
-        removeOnComplete: { age: this.config.RESULT_TTL_S, count: this.config.RESULT_MAX_JOBS },
-        removeOnFail: { age: this.config.RESULT_TTL_S, count: this.config.RESULT_MAX_JOBS },
-        ...(options.dedupId ? { deduplication: { id: options.dedupId } } : {}),
-      });
+      job = await this.queue.add(
+        PREDICT_JOB,
+        { ...options.data, replyTo: this.replicaId },
+        {
+          jobId,
+          priority: options.priority,
+          attempts: this.config.JOB_ATTEMPTS,
+          backoff: { type: 'exponential', delay: this.config.JOB_BACKOFF_MS },
+          removeOnComplete: { age: this.config.RESULT_TTL_S, count: this.config.RESULT_MAX_JOBS },
+          removeOnFail: { age: this.config.RESULT_TTL_S, count: this.config.RESULT_MAX_JOBS },
+          ...(options.dedupId ? { deduplication: { id: options.dedupId } } : {}),
+        },
+      );
     } catch (err) {
       early?.cancel();
       throw err;
@@ -132,38 +127,52 @@ export class JobService {
         if (o?.state === 'completed') this.hooks.onCompleted?.(o.result);
         return o;
       });
-      return { jobId: id, outcome };
+      return { ref: { jobId: id }, outcome };
     }
-    if (id === jobId || options.waitMs === undefined) return { jobId: id, outcome: early?.promise };
-    // Deduplicated onto a job queued earlier: wait for that one, which may already be done.
+    if (id === jobId || options.waitMs === undefined)
+      return { ref: { jobId: id }, outcome: early?.promise };
+    // Deduplicated onto a job queued earlier (the dedup id carries the owner): wait for that one.
     early?.cancel();
-    const shared = this.hub.wait(id, options.waitMs);
+    const shared = this.hub.wait(id, options.waitMs, { poll: true });
     const done = await this.hub.peek(id);
     if (done) this.hub.settle(id, done);
-    return { jobId: id, outcome: shared.promise };
+    return { ref: { jobId: id }, outcome: shared.promise };
   }
 
   /** Waits for a job to end, at most `waitMs`; falls back to reading the job when no event came. */
-  async waitFor(id: string, waitMs: number): Promise<JobOutcome | undefined> {
-    // Queue events name the job; a request's public id may name its part of a gathered job.
-    const jobId = parsePartId(id)?.jobId ?? id;
-    const wait = this.hub.wait(jobId, waitMs);
-    const done = await this.hub.peek(jobId).catch(() => undefined);
-    if (done) this.hub.settle(jobId, done);
-    return (await wait.promise) ?? (await this.hub.peek(jobId));
+  async waitFor(ref: JobRef, waitMs: number): Promise<JobOutcome | undefined> {
+    const wait = this.hub.wait(ref.jobId, waitMs, { poll: true });
+    const done = await this.hub.peek(ref.jobId).catch(() => undefined);
+    if (done) this.hub.settle(ref.jobId, done);
+    return (await wait.promise) ?? (await this.hub.peek(ref.jobId));
   }
 
-  /** Submits under an Idempotency-Key: a retried submission gets the first job back. */
+  /**
+   * Submits under an Idempotency-Key, scoped to `owner` and bound to `fingerprint` (a hash of
+   * the request): a retry gets the first job back; another request under the key gets 422.
+   */
   async submitIdempotent(
+    owner: Owner,
     key: string,
+    fingerprint: string,
     options: SubmitOptions,
-  ): Promise<{ jobId: string; replayed: boolean }> {
-    const slot = this.keys.idempotency(createHash('sha256').update(key).digest('hex'));
-    const reserved = `pending-${randomUUID()}`;
-    const ok = await this.redis.set(slot, reserved, 'EX', this.config.RESULT_TTL_S, 'NX');
+  ): Promise<{ ref: JobRef; replayed: boolean }> {
+    const slot = this.keys.idempotency(
+      createHash('sha256').update(`${owner}\0${key}`).digest('hex'),
+    );
+    const pending = JSON.stringify({ fp: fingerprint, pending: true });
+    const ok = await this.redis.set(slot, pending, 'EX', this.config.RESULT_TTL_S, 'NX');
     if (ok !== 'OK') {
       const existing = await this.redis.get(slot);
-      if (existing && !existing.startsWith('pending-')) return { jobId: existing, replayed: true };
+      const stored = existing ? (JSON.parse(existing) as { fp?: string; jobId?: string }) : {};
+      if (stored.fp !== undefined && stored.fp !== fingerprint) {
+        throw new ApiError(
+          'idempotency_key_reused',
+          'This Idempotency-Key was already used with a different request; use a new key.',
+          [{ path: 'Idempotency-Key', message: 'already used with a different request' }],
+        );
+      }
+      if (stored.jobId) return { ref: { jobId: stored.jobId }, replayed: true };
       throw new ApiError(
         'rate_limited',
         'A submission with this Idempotency-Key is still being queued.',
@@ -172,36 +181,39 @@ export class JobService {
       );
     }
     try {
-      const { jobId } = await this.submit(options);
-      await this.redis.set(slot, jobId, 'EX', this.config.RESULT_TTL_S);
-      return { jobId, replayed: false };
+      const { ref } = await this.submit(options);
+      const record = JSON.stringify({ fp: fingerprint, jobId: ref.jobId });
+      await this.redis.set(slot, record, 'EX', this.config.RESULT_TTL_S);
+      return { ref, replayed: false };
     } catch (err) {
       await this.redis.del(slot).catch(() => undefined);
       throw err;
     }
   }
 
-  /** The public view of a job; throws 404 job_not_found. */
-  async view(jobId: string): Promise<JobView> {
+  private async tombstone(ref: JobRef, id: string): Promise<JobView | undefined> {
+    const raw = await this.redis.get(this.keys.cancelled(refKey(ref)));
+    return raw ? { ...(JSON.parse(raw) as JobView), id } : undefined;
+  }
+
+  /** The view of `ref` under public id `id` for `owner`; throws 404 job_not_found. */
+  async view(owner: Owner, ref: JobRef, id: string): Promise<JobView> {
     this.assertRedis();
-    const part = parsePartId(jobId);
-    if (part) return this.viewPart(jobId, part.jobId, part.index);
-    // `<prefix>:predict:events` and its siblings are BullMQ's own keys, not job hashes.
-    if (BULLMQ_QUEUE_KEYS.has(jobId))
-      throw new ApiError('job_not_found', `Job "${jobId}" does not exist or has expired.`);
-    let job = await Job.fromId<PredictJobData, PredictJobResult>(this.queue, jobId);
-    if (!job) {
-      const tombstone = await this.redis.get(this.keys.cancelled(jobId));
-      if (tombstone) return JSON.parse(tombstone) as JobView;
-      throw new ApiError('job_not_found', `Job "${jobId}" does not exist or has expired.`);
+    let job = await Job.fromId<PredictJobData, PredictJobResult>(this.queue, ref.jobId);
+    const meta = ref.part === undefined ? job?.data : job?.data.parts?.[ref.part];
+    if (!job || !meta || (ref.part === undefined && job.data.parts) || meta.owner !== owner) {
+      const gone = await this.tombstone(ref, id);
+      if (gone) return gone;
+      throw notFound(id);
     }
+    if (ref.part !== undefined && job.data.parts?.[ref.part]?.skip) throw notFound(id);
     const state = await job.getState();
     // Ended between the two reads: the job read first lacks its result and end time.
-    if ((state === 'completed' || state === 'failed') && !job.finishedOn) {
-      job = (await Job.fromId<PredictJobData, PredictJobResult>(this.queue, jobId)) ?? job;
+    if ((state === 'completed' || state === 'failed') && (!job.finishedOn || !job.returnvalue)) {
+      job = (await Job.fromId<PredictJobData, PredictJobResult>(this.queue, ref.jobId)) ?? job;
     }
     const base = {
-      id: jobId,
+      id,
       model: job.data.model,
       version: job.data.version,
       attempts: Math.max(job.attemptsMade, job.attemptsStarted ?? 0),
@@ -211,111 +223,85 @@ export class JobService {
         ? { finishedAt: new Date(job.returnvalue?.finishedAt ?? job.finishedOn).toISOString() }
         : {}),
     };
-    if (state === 'completed' && job.returnvalue) {
+    // The waiter was told before BullMQ's bookkeeping of the job ended: tell the same here.
+    const told =
+      state === 'completed' || state === 'failed' ? undefined : this.hub.recentOutcome(ref.jobId);
+    if (told?.state === 'completed') {
+      const view = this.settled({ ...base, status: 'active' }, ref, told);
+      if (view) return view;
+    }
+    if (state === 'failed')
+      return { ...base, status: 'failed', error: parseFailure(job.failedReason) };
+    if (state === 'active') return { ...base, status: 'active' };
+    if (state === 'unknown') throw notFound(id);
+    if (state !== 'completed') return { ...base, status: 'queued' };
+    if (!job.returnvalue) return { ...base, status: 'active' };
+    if (ref.part === undefined) {
       return {
         ...base,
         status: 'completed',
         result: JobService.resultBody(job.returnvalue.results, job.data.single),
       };
     }
-    if (state === 'failed')
-      return { ...base, status: 'failed', error: parseFailure(job.failedReason) };
-    if (state === 'active') return { ...base, status: 'active' };
-    if (state === 'unknown')
-      throw new ApiError('job_not_found', `Job "${jobId}" does not exist or has expired.`);
-    return { ...base, status: state === 'completed' ? 'active' : 'queued' };
-  }
-
-  /** One request's view of a gathered job: the job's status with that request's own result. */
-  private async viewPart(id: string, jobId: string, index: number): Promise<JobView> {
-    const job = await Job.fromId<PredictJobData, PredictJobResult>(this.queue, jobId);
-    const meta = job?.data.parts?.[index];
-    if (!job || !meta || meta.skip) {
-      const tombstone = await this.redis.get(this.keys.cancelled(id));
-      if (tombstone) return JSON.parse(tombstone) as JobView;
-      throw new ApiError('job_not_found', `Job "${id}" does not exist or has expired.`);
-    }
-    const view = await this.view(jobId);
-    delete view.result;
-    if (view.status !== 'completed') return { ...view, id };
-    // A job read before it finished keeps returnvalue null: read it again now that it has.
-    const done = job.returnvalue
-      ? job
-      : await Job.fromId<PredictJobData, PredictJobResult>(this.queue, jobId);
-    if (!done?.returnvalue) return { ...view, id, status: 'active' };
-    const own = partResult(done.returnvalue, index);
+    const own = partResult(job.returnvalue, ref.part);
     if (own && 'results' in own) {
-      return { ...view, id, result: JobService.resultBody(own.results, meta.single) };
+      return {
+        ...base,
+        status: 'completed',
+        result: JobService.resultBody(own.results, meta.single),
+      };
     }
     return {
-      ...view,
-      id,
+      ...base,
       status: 'failed',
       error: own ?? { code: 'internal_error', message: 'no result' },
     };
   }
 
-  /** Cancels a job that has not started; throws 409 job_not_cancellable otherwise. */
-  async cancel(jobId: string): Promise<void> {
-    this.assertRedis();
-    const part = parsePartId(jobId);
-    if (part) return this.cancelPart(jobId, part.jobId);
-    const view = await this.view(jobId);
+  /**
+   * Cancels a job that has not started; throws 409 job_not_cancellable otherwise. A request's
+   * part of a gathered job can be cancelled only when its job carries nothing else: a job
+   * shared with other requests is never cancelled from the public API.
+   */
+  async cancel(owner: Owner, ref: JobRef, id: string): Promise<void> {
+    const view = await this.view(owner, ref, id);
     if (view.status !== 'queued') {
       throw new ApiError(
         'job_not_cancellable',
-        `Job "${jobId}" is ${view.status} and cannot be cancelled.`,
+        `Job "${id}" is ${view.status} and cannot be cancelled.`,
       );
     }
+    if (ref.part !== undefined) {
+      const job = await Job.fromId<PredictJobData, PredictJobResult>(this.queue, ref.jobId);
+      const live = (job?.data.parts ?? []).filter((p) => !p.skip).length;
+      if (live !== 1) {
+        throw new ApiError(
+          'job_not_cancellable',
+          `Job "${id}" shares its queue job with other requests and cannot be cancelled.`,
+        );
+      }
+    }
     const record: JobView = { ...view, status: 'cancelled', finishedAt: new Date().toISOString() };
-    await this.redis.set(
-      this.keys.cancelled(jobId),
-      JSON.stringify(record),
-      'EX',
-      this.config.RESULT_TTL_S,
-    );
+    const tombstone = this.keys.cancelled(refKey(ref));
+    await this.redis.set(tombstone, JSON.stringify(record), 'EX', this.config.RESULT_TTL_S);
     // Removal returns 0 when a worker has just locked the job: it is active, not cancellable.
-    const removed = await this.queue.remove(jobId);
+    const removed = await this.queue.remove(ref.jobId);
     if (!removed) {
-      await this.redis.del(this.keys.cancelled(jobId));
-      throw new ApiError(
-        'job_not_cancellable',
-        `Job "${jobId}" has started and cannot be cancelled.`,
-      );
+      await this.redis.del(tombstone);
+      throw new ApiError('job_not_cancellable', `Job "${id}" has started and cannot be cancelled.`);
     }
-    this.hub.settle(jobId, { state: 'cancelled' });
-  }
-
-  // A request's part can be cancelled only when its job carries nothing else.
-  private async cancelPart(id: string, jobId: string): Promise<void> {
-    const view = await this.view(id);
-    const job = await Job.fromId<PredictJobData, PredictJobResult>(this.queue, jobId);
-    const live = (job?.data.parts ?? []).filter((p) => !p.skip).length;
-    if (view.status !== 'queued' || live !== 1) {
-      const why =
-        view.status === 'queued' ? 'shares its queue job with other requests' : `is ${view.status}`;
-      throw new ApiError('job_not_cancellable', `Job "${id}" ${why} and cannot be cancelled.`);
-    }
-    await this.cancel(jobId);
-    const record: JobView = { ...view, status: 'cancelled', finishedAt: new Date().toISOString() };
-    await this.redis.set(
-      this.keys.cancelled(id),
-      JSON.stringify(record),
-      'EX',
-      this.config.RESULT_TTL_S,
-    );
+    this.hub.settle(ref.jobId, { state: 'cancelled' });
   }
 
   /**
    * The view of a job that a waiter saw end, built from the outcome the queue event carried, so
    * that thousands of waiters answered at once cost no Redis reads; undefined when it cannot be.
    */
-  settled(view: JobView, outcome: JobOutcome | undefined): JobView | undefined {
+  settled(view: JobView, ref: JobRef, outcome: JobOutcome | undefined): JobView | undefined {
     if (outcome?.state !== 'completed') return undefined;
     const result = outcome.result;
-    const part = parsePartId(view.id);
-    const own = part ? partResult(result, part.index) : result;
-    const single = part ? result.parts?.[part.index]?.single : result.single;
+    const own = ref.part !== undefined ? partResult(result, ref.part) : result;
+    const single = ref.part !== undefined ? result.parts?.[ref.part]?.single : result.single;
     if (!own || !('results' in own) || single === undefined || result.finishedAt === undefined)
       return undefined;
     return {

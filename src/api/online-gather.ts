@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Config } from '../shared/config.js';
 import {
@@ -11,12 +10,15 @@ import {
 import type { Keys } from '../shared/keys.js';
 import type { RedisClient } from '../shared/redis.js';
 import { Gatherer } from './gatherer.js';
+import { newJobId, ownerTag, type Owner } from './public-ids.js';
 import type { ResultHub, Wait } from './results-hub.js';
 
 /** One online request to place in a gathered job. */
 export interface GatherItem {
-  data: Omit<PredictJobData, 'cacheKey' | 'requestId' | 'parts' | 'single'>;
+  data: Omit<PredictJobData, 'cacheKey' | 'requestId' | 'parts' | 'single' | 'owner'>;
   single: boolean;
+  /** Owner of the request; identical inputs coalesce only within one owner. */
+  owner: Owner;
   /** Content hash of the input: keys the cache and cross-request coalescing. */
   hash: string;
   cacheKey?: string;
@@ -41,6 +43,8 @@ export interface OnlineGathererDeps {
   redis: RedisClient;
   keys: Keys;
   hub: ResultHub;
+  /** This replica's id: workers reply here. */
+  replicaId: string;
 }
 
 const MAX_PARTS = 128;
@@ -50,8 +54,8 @@ const MAX_ROWS = 2048;
  * Puts concurrent online requests for the same model version into shared queue jobs (group
  * commit: a lone request goes out at once; those arriving while a queue write is in flight
  * go together in the next one), so that queue work is paid once per group, not per request.
- * Identical inputs in flight share one part: in this process through a map, across API
- * replicas through a short-lived `inflight` key naming the part that carries them.
+ * Identical inputs of one owner in flight share one part: in this process through a map, across
+ * API replicas through a short-lived `inflight` key naming the part that carries them.
  */
 export class OnlineGatherer {
   private readonly gatherer: Gatherer<GatherItem, Placement>;
@@ -68,16 +72,17 @@ export class OnlineGatherer {
 
   /** Places a request's rows in a job; resolves once the job is queued (or found). */
   async place(item: GatherItem): Promise<Placement> {
-    const pending = this.local.get(item.hash);
+    const local = `${ownerTag(item.owner)}:${item.hash}`;
+    const pending = this.local.get(local);
     if (pending) return this.follow(await pending, item.waitMs);
     const key = `${item.data.model}@${item.data.version}:${item.data.format}`;
     const placing = this.gatherer.submit(key, item);
-    this.local.set(item.hash, placing);
+    this.local.set(local, placing);
     try {
       const placement = await placing;
       return placement;
     } finally {
-      this.forget(item.hash, placing, item.waitMs);
+      this.forget(local, placing, item.waitMs);
     }
   }
 
@@ -94,7 +99,9 @@ export class OnlineGatherer {
   }
 
   private async follow(placement: Placement, waitMs: number): Promise<Placement> {
-    const wait = waitMs > 0 ? this.deps.hub.wait(placement.jobId, waitMs) : undefined;
+    // Another replica may have queued the job: its replies go there, so read it now and then.
+    const wait =
+      waitMs > 0 ? this.deps.hub.wait(placement.jobId, waitMs, { poll: true }) : undefined;
     if (wait) {
       const done = await this.deps.hub.peek(placement.jobId);
       if (done) this.deps.hub.settle(placement.jobId, done);
@@ -104,11 +111,18 @@ export class OnlineGatherer {
 
   private async flush(items: GatherItem[]): Promise<Placement[]> {
     const { redis, keys, hub } = this.deps;
-    const jobId = randomUUID();
+    const jobId = newJobId();
     const claimMs = Math.max(...items.map((i) => i.waitMs), 30_000);
     const claims = redis.pipeline();
     items.forEach((item, i) =>
-      claims.set(keys.inflight(item.hash), partId(jobId, i), 'PX', claimMs, 'NX', 'GET'),
+      claims.set(
+        keys.inflight(ownerTag(item.owner), item.hash),
+        partId(jobId, i),
+        'PX',
+        claimMs,
+        'NX',
+        'GET',
+      ),
     );
     const claimed = (await claims.exec()) ?? [];
     const owners = items.map((_, i) => {
@@ -116,6 +130,7 @@ export class OnlineGatherer {
       return err || typeof previous !== 'string' ? undefined : parsePartId(previous);
     });
     const mine = items.filter((_, i) => !owners[i]);
+    hub.expect(jobId);
     const waits = new Map<GatherItem, Wait>();
     for (const item of mine) if (item.waitMs > 0) waits.set(item, hub.wait(jobId, item.waitMs));
     if (mine.length > 0) {
@@ -124,7 +139,7 @@ export class OnlineGatherer {
       } catch (err) {
         for (const w of waits.values()) w.cancel();
         const release = redis.pipeline();
-        for (const item of mine) release.del(keys.inflight(item.hash));
+        for (const item of mine) release.del(keys.inflight(ownerTag(item.owner), item.hash));
         await release.exec().catch(() => undefined);
         throw err;
       }
@@ -147,6 +162,7 @@ export class OnlineGatherer {
     const kept = items.filter((_, i) => !skipped[i]);
     const data: PredictJobData = {
       ...first.data,
+      replyTo: this.deps.replicaId,
       rows: kept.reduce((n, i) => n + i.data.rows, 0),
       values: kept.flatMap((i) => i.data.values),
       single: false,
@@ -158,6 +174,7 @@ export class OnlineGatherer {
               single: item.single,
               cacheKey: item.cacheKey,
               requestId: item.requestId,
+              owner: item.owner,
             },
       ),
     };

@@ -39,7 +39,8 @@ export function useOperations(app: Hono<AppEnv>, deps: ApiDeps): void {
       config.RATE_LIMIT_RPS,
       config.RATE_LIMIT_BURST,
     );
-    const limit = exceptHealth(rateLimit(limiter, metrics, logger, config.TRUST_PROXY));
+    const ipOptions = { trustProxy: config.TRUST_PROXY, proxyHops: config.TRUST_PROXY_HOPS };
+    const limit = exceptHealth(rateLimit(limiter, metrics, logger, ipOptions));
     for (const path of GUARDED) app.use(path, limit);
   }
   app.use('*', compressLarge(1024));

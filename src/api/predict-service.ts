@@ -1,10 +1,17 @@
 import { ApiError, ERROR_CATALOGUE, type ErrorCode, type JobFailure } from '../shared/errors.js';
 import { inputHash } from '../shared/input-hash.js';
-import { partId, partResult, type PredictJobData, type PredictJobResult } from '../shared/jobs.js';
+import {
+  parsePartId,
+  partResult,
+  type PredictJobData,
+  type PredictJobResult,
+} from '../shared/jobs.js';
 import type { ModelVersion } from '../shared/model-repository.js';
 import type { ValidatedInput } from '../shared/schemas.js';
 import type { ApiDeps } from './deps.js';
 import { JobService, type ResultBody } from './job-service.js';
+import { cacheScope } from './owner.js';
+import { ownerTag, PublicIds, type JobRef, type Owner } from './public-ids.js';
 
 /** The ApiError a failed job is answered with. */
 export function failureError(failure: JobFailure): ApiError {
@@ -16,59 +23,78 @@ export function failureError(failure: JobFailure): ApiError {
 export interface RunOptions {
   /** Longest wait for the result, milliseconds; 0 answers `accepted` at once on a cache miss. */
   waitMs: number;
+  /** Owner of the request: its jobs and ids are this owner's alone. */
+  owner: Owner;
   /** Request id for the job's logs. */
   requestId?: string;
 }
 
 /** A job to run: its payload (without the cache key) and the content hash of its inputs. */
 export interface JobSpec {
-  data: Omit<PredictJobData, 'cacheKey'>;
-  /** Keys the result cache and BullMQ's deduplication of identical in-flight jobs. */
+  data: Omit<PredictJobData, 'cacheKey' | 'owner'>;
+  /** Keys the result cache and the coalescing of identical in-flight requests. */
   hash: string;
 }
 
 /** What a run came to: a result (from the cache or a finished job), or a job still running. */
 export type JobRun =
-  | { status: 'completed'; result: PredictJobResult; cached: boolean; cacheMs?: number }
-  | { status: 'accepted'; jobId: string; cacheMs?: number };
+  | { status: 'completed'; id: string; result: PredictJobResult; cached: boolean; cacheMs?: number }
+  | { status: 'accepted'; id: string; ref: JobRef; cacheMs?: number };
+
+/**
+ * The public id of a cached result: the owner's own id when this owner computed it, otherwise
+ * a fresh id that names nothing, so a shared cache shows no trace of who computed the entry.
+ */
+async function cachedId(deps: ApiDeps, owner: Owner, result: PredictJobResult): Promise<string> {
+  if (result.owner !== owner) return PublicIds.unrelated();
+  const part = parsePartId(result.jobId);
+  const ref = part ? { jobId: part.jobId, part: part.index } : { jobId: result.jobId };
+  try {
+    return (await deps.ids.ids()).encode(owner, ref);
+  } catch {
+    return PublicIds.unrelated();
+  }
+}
 
 /**
  * Runs one job through the shared pipeline: result cache, shutdown and backpressure checks,
- * submission with deduplication, and a wait for its end. A failed job throws its ApiError.
+ * submission with coalescing, and a wait for its end. A failed job throws its ApiError.
  */
 export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions): Promise<JobRun> {
   const { config, redis, keys, jobs, depth } = deps;
-  const cacheKey = config.CACHE_TTL_S > 0 ? keys.cache(spec.hash) : undefined;
+  const { owner } = options;
+  const cacheKey =
+    config.CACHE_TTL_S > 0 ? keys.cache(cacheScope(config, owner), spec.hash) : undefined;
   let cacheMs: number | undefined;
   if (cacheKey) {
     const started = performance.now();
     const hit = await redis.get(cacheKey);
     cacheMs = performance.now() - started;
     deps.metrics.cache(hit !== null);
-    if (hit)
-      return {
-        status: 'completed',
-        result: JSON.parse(hit) as PredictJobResult,
-        cached: true,
-        cacheMs,
-      };
+    if (hit) {
+      const result = JSON.parse(hit) as PredictJobResult;
+      const id = await cachedId(deps, owner, result);
+      return { status: 'completed', id, result, cached: true, cacheMs };
+    }
   }
   if (deps.isShuttingDown())
     throw new ApiError('unavailable', 'The server is shutting down; retry.', undefined, 1);
   depth.check();
+  const ids = await deps.ids.ids();
   if (!spec.data.tensors) return runGathered(deps, spec, cacheKey, cacheMs, options);
   const submitted = await jobs.submit({
-    data: { ...spec.data, cacheKey, requestId: options.requestId },
-    dedupId: spec.hash,
+    data: { ...spec.data, cacheKey, owner, requestId: options.requestId },
+    dedupId: `${ownerTag(owner)}-${spec.hash}`,
     waitMs: options.waitMs > 0 ? options.waitMs : undefined,
   });
+  const id = ids.encode(owner, submitted.ref);
   const outcome = submitted.outcome ? await submitted.outcome : undefined;
   if (outcome?.state === 'completed')
-    return { status: 'completed', result: outcome.result, cached: false, cacheMs };
+    return { status: 'completed', id, result: outcome.result, cached: false, cacheMs };
   if (outcome?.state === 'failed') throw failureError(outcome.failure);
   if (outcome?.state === 'cancelled')
-    throw new ApiError('job_not_found', `Job "${submitted.jobId}" was cancelled.`);
-  return { status: 'accepted', jobId: submitted.jobId, cacheMs };
+    throw new ApiError('job_not_found', `Job "${id}" was cancelled.`);
+  return { status: 'accepted', id, ref: submitted.ref, cacheMs };
 }
 
 /** The online path: the request becomes one part of a gathered job (see OnlineGatherer). */
@@ -85,16 +111,18 @@ async function runGathered(
     single,
     hash: spec.hash,
     cacheKey,
+    owner: options.owner,
     requestId: options.requestId,
     waitMs: options.waitMs,
   });
   if (placed.coalesced) deps.metrics.coalesced.inc();
-  const id = partId(placed.jobId, placed.index);
-  if (!placed.wait) return { status: 'accepted', jobId: id, cacheMs };
+  const ref = { jobId: placed.jobId, part: placed.index };
+  const id = (await deps.ids.ids()).encode(options.owner, ref);
+  if (!placed.wait) return { status: 'accepted', id, ref, cacheMs };
   // Queue events are best-effort: a wait that ran out reads the job once before giving up.
   const outcome =
     (await placed.wait.promise) ?? (await deps.hub.peek(placed.jobId).catch(() => undefined));
-  if (!outcome) return { status: 'accepted', jobId: id, cacheMs };
+  if (!outcome) return { status: 'accepted', id, ref, cacheMs };
   if (outcome.state === 'failed') throw failureError(outcome.failure);
   if (outcome.state === 'cancelled')
     throw new ApiError('job_not_found', `Job "${id}" was cancelled.`);
@@ -102,7 +130,7 @@ async function runGathered(
   if (!part || !('results' in part))
     throw failureError(part ?? { code: 'internal_error', message: 'no result' });
   deps.metrics.jobWaited(part.queueMs);
-  return { status: 'completed', result: part, cached: false, cacheMs };
+  return { status: 'completed', id, result: part, cached: false, cacheMs };
 }
 
 /** The predict response body (API.md "Online prediction"). */
@@ -113,15 +141,16 @@ export type PredictionBody = {
   cached: boolean;
 } & ResultBody;
 
-/** Shapes a job result as the predict body of `model`. */
+/** Shapes a job result as the predict body of `model` under public id `id`. */
 export function predictionBody(
   model: ModelVersion,
+  id: string,
   result: PredictJobResult,
   cached: boolean,
   single: boolean,
 ): PredictionBody {
   return {
-    id: result.jobId,
+    id,
     model: model.name,
     version: model.version,
     cached,
@@ -132,7 +161,7 @@ export function predictionBody(
 /** A prediction's outcome: the predict body, or the id of the job still running. */
 export type PredictionRun =
   | { status: 'completed'; body: PredictionBody; result: PredictJobResult; cacheMs?: number }
-  | { status: 'accepted'; jobId: string; cacheMs?: number };
+  | { status: 'accepted'; id: string; ref: JobRef; cacheMs?: number };
 
 /** Predicts validated instances of `model` (task-shaped results): cache, queue, wait. */
 export async function runPrediction(
@@ -154,7 +183,7 @@ export async function runPrediction(
   if (run.status === 'accepted') return run;
   return {
     status: 'completed',
-    body: predictionBody(model, run.result, run.cached, input.single),
+    body: predictionBody(model, run.id, run.result, run.cached, input.single),
     result: run.result,
     cacheMs: run.cacheMs,
   };

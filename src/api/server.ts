@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { serve, type ServerType } from '@hono/node-server';
 import { Queue, QueueEvents } from 'bullmq';
 import type { Config } from '../shared/config.js';
@@ -6,6 +7,7 @@ import { BATCH_QUEUE, createKeys, PREDICT_QUEUE } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { ModelRepository } from '../shared/model-repository.js';
 import { closeRedis, createRedis, topologyOf, waitForReady } from '../shared/redis.js';
+import { replyChannel, subscribeChannel } from '../shared/replies.js';
 import { createApp } from './app.js';
 import type { ApiDeps } from './deps.js';
 import { BatchService } from './batch-service.js';
@@ -13,6 +15,7 @@ import { JobService } from './job-service.js';
 import { OnlineGatherer } from './online-gather.js';
 import { ApiMetrics } from './metrics.js';
 import { apiModelReloads } from './model-reloads.js';
+import { IdSecret } from './public-ids.js';
 import { QueueDepth } from './queue-depth.js';
 import { ResultHub } from './results-hub.js';
 import { mountLiveSocket } from './routes/ws.js';
@@ -64,20 +67,25 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     prefix: config.QUEUE_PREFIX,
   });
   queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
-  // One blocking connection per process carries every waiter's completion event.
-  const eventsRedis = createRedis({
+  // Workers reply to this replica alone, on its own channel (see shared/replies.ts).
+  const replicaId = randomBytes(8).toString('hex');
+  const hub = new ResultHub(queue, redis, logger);
+  const replies = createRedis({
     ...topologyOf(config),
     role: 'blocking',
-    name: 'inferq-api-events',
+    name: 'inferq-api-replies',
+    shardedSubscribers: true,
   });
-  eventsRedis.on('error', (err: Error) =>
-    logger.debug({ err: err.message }, 'events connection error'),
+  replies.on('error', (err: Error) => logger.debug({ err: err.message }, 'reply connection error'));
+  // A reconnect may have lost replies: read every job still waited for.
+  replies.on('ready', () => void hub.recheck());
+  // ioredis subscribes again by itself after a reconnect; with Redis away at start, go on.
+  await settleWithin(
+    subscribeChannel(replies, replyChannel(config.QUEUE_PREFIX, replicaId), (text) =>
+      hub.reply(text),
+    ),
+    3000,
   );
-  const events = new QueueEvents(PREDICT_QUEUE, {
-    connection: eventsRedis,
-    prefix: config.QUEUE_PREFIX,
-  });
-  const hub = new ResultHub(queue, redis, events, logger);
   // Batch chunks live in their own queue (see BATCH_QUEUE); their ends reach the same hub.
   const batchQueue = new Queue(BATCH_QUEUE, { connection: redis, prefix: config.QUEUE_PREFIX });
   batchQueue.on('error', (err) => logger.warn({ err: err.message }, 'batch queue error'));
@@ -113,14 +121,16 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     redis,
     keys,
     queue,
-    jobs: new JobService(config, queue, redis, keys, hub, {
+    replicaId,
+    jobs: new JobService(config, queue, redis, keys, hub, replicaId, {
       onCoalesced: () => metrics.coalesced.inc(),
       onCompleted: (result) => metrics.jobWaited(result.queueMs),
     }),
     batches: new BatchService(config, batchQueue, redis, keys, hub),
     depth,
-    gather: new OnlineGatherer({ config, queue, redis, keys, hub }),
+    gather: new OnlineGatherer({ config, queue, redis, keys, hub, replicaId }),
     hub,
+    ids: new IdSecret(config, redis, keys, logger),
     isShuttingDown: () => shuttingDown,
     metrics,
   };
@@ -150,10 +160,10 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
       // BullMQ's close waits for a connection that may never come while Redis is away.
       const reachable = redis.status === 'ready';
       await settleWithin(
-        Promise.all([events.close(), queue.close(), batchEvents.close(), batchQueue.close()]),
+        Promise.all([queue.close(), batchEvents.close(), batchQueue.close()]),
         reachable ? 5000 : 200,
       );
-      await Promise.all([closeRedis(redis), closeRedis(eventsRedis), closeRedis(batchEventsRedis)]);
+      await Promise.all([closeRedis(redis), closeRedis(replies), closeRedis(batchEventsRedis)]);
     },
   };
 }

@@ -63,7 +63,8 @@ function flatten(input: InferInput, datatype: FeedableDatatype): number[] {
     }
   };
   const count = elementCount(shape);
-  if (data.some(Array.isArray) && shape.length > 1) walk(0, data);
+  // Lengths before elements: nested data is measured level by level, flat data as a whole.
+  if (shape.length > 1 && Array.isArray(data[0])) walk(0, data);
   else if (data.length !== count)
     throw bad(
       `input "${name}": shape [${shape.join(', ')}] needs ${count} values, got ${data.length}`,
@@ -116,15 +117,17 @@ export function planInfer(
   maxInstances: number,
 ): InferPlan {
   const byName = inputsByName(model, body.inputs);
+  const path = batchable(model) ? 'rows' : 'direct';
+  // The instance count is known from the shape: refuse too many before reading any value.
+  const asked = byName.get(model.inputs[0]?.name ?? '')?.shape[0] ?? 1;
+  if (path === 'rows' && asked > maxInstances)
+    throw bad(`at most ${maxInstances} instances per request, got ${asked}`);
   const tensors = model.inputs.map((spec) => ({
     name: spec.name,
     ...checkInput(spec, byName.get(spec.name) as InferInput),
   }));
   const outputs = requestedOutputs(model, body);
-  const path = batchable(model) ? 'rows' : 'direct';
   const rows = tensors[0]?.shape[0] ?? 1;
-  if (path === 'rows' && rows > maxInstances)
-    throw bad(`at most ${maxInstances} instances per request, got ${rows}`);
   const hashed = tensors.map((t) => ({
     ...t,
     data: typedArrayOf(t.datatype as FeedableDatatype, t.data),

@@ -74,6 +74,8 @@ export interface BatchChunkJobData {
   firstIndex: number;
   model: string;
   version: string;
+  /** Result-cache scope of the batch's owner (see CACHE_SCOPE); rows are looked up there. */
+  cacheScope?: string;
 }
 
 /** What a batch-chunk job returns. */

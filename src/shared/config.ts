@@ -121,10 +121,14 @@ export const ConfigSchema = z.object({
   WORKER_CONCURRENCY: int(256, 1),
   /** Name stored on every job this worker processes (BullMQ `processedBy`); default <hostname>-<pid>. */
   WORKER_NAME: z.string().max(200).default(''),
-  /** Lock on an active job, milliseconds; a dead worker's jobs are re-run after it expires; default 30000. */
-  WORKER_LOCK_MS: int(30_000, 1000),
-  /** Period of the stalled-job check, milliseconds; default 30000. */
-  WORKER_STALLED_INTERVAL_MS: int(30_000, 500),
+  /**
+   * Lock on an active job, milliseconds, renewed every quarter of it while the worker lives; a
+   * dead worker's jobs run again once it expires, and a worker whose event loop stalls for about
+   * three quarters of it loses its jobs to another; default 5000 (see docs/faults.md).
+   */
+  WORKER_LOCK_MS: int(5000, 1000),
+  /** Period of the stalled-job check that takes back a dead worker's jobs, milliseconds; default 2000. */
+  WORKER_STALLED_INTERVAL_MS: int(2000, 500),
   /** Times a job may be recovered from a dead worker before it fails; default 1. */
   WORKER_MAX_STALLED_COUNT: int(1, 0),
   /** Attempts of a job before it fails (transient errors only); default 3. */
@@ -135,6 +139,12 @@ export const ConfigSchema = z.object({
   INTRA_OP_THREADS: int(1, 1),
   /** Longest graceful shutdown before forced exit, milliseconds; default 30000. */
   SHUTDOWN_TIMEOUT_MS: int(30_000, 0),
+  /**
+   * After SIGTERM the API keeps its listener and keep-alive connections open this long, answering
+   * every new request 503 unavailable with `Connection: close`, before it stops listening
+   * (it stops sooner once no connection is left), milliseconds; default 1500.
+   */
+  SHUTDOWN_DRAIN_MS: int(1500, 0),
   /** pino log level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Log request feature values (off by default: they may be personal data). */

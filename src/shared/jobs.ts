@@ -16,6 +16,10 @@ export interface PredictJobData {
   cacheKey?: string;
   /** Request id of the HTTP request that queued the job, for logs. */
   requestId?: string;
+  /** API replica that waits for the job: the worker publishes how it ended to its channel. */
+  replyTo?: string;
+  /** Owner (API key digest, or `anon`) of a job queued on its own; parts carry their own. */
+  owner?: string;
   /**
    * Whole input tensors by input name, for models the row batcher cannot take (several inputs,
    * free non-batch dimensions): run alone in one session run; `values` is then empty and the
@@ -37,6 +41,8 @@ export interface JobPart {
   /** Result-cache key of this request's input. */
   cacheKey?: string;
   requestId?: string;
+  /** Owner (API key digest, or `anon`) of the request. */
+  owner?: string;
   /** An identical request already in flight elsewhere carries this one: nothing to run. */
   skip?: boolean;
 }
@@ -87,14 +93,16 @@ export interface PredictJobResult {
   single?: boolean;
   /** When the worker finished the job, ms since epoch (BullMQ's finishedOn is a moment later). */
   finishedAt?: number;
+  /** Owner of the request that computed a cache entry (absent on job return values). */
+  owner?: string;
 }
 
-/** Public id of part `index` of gathered job `jobId`; UUIDs never end in `-p<digits>`. */
+/** Internal ref of part `index` of gathered job `jobId` (never shown to clients). */
 export function partId(jobId: string, index: number): string {
   return `${jobId}-p${index}`;
 }
 
-/** Splits a public part id into its job id and part index; undefined for a plain job id. */
+/** Splits a part ref into its job id and part index; undefined for a plain job id. */
 export function parsePartId(id: string): { jobId: string; index: number } | undefined {
   const m = /^(.+)-p(\d{1,6})$/.exec(id);
   return m?.[1] && m[2] ? { jobId: m[1], index: Number(m[2]) } : undefined;

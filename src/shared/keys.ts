@@ -5,14 +5,19 @@
 export interface Keys {
   /** Prefix handed to BullMQ for its queue keys. */
   readonly prefix: string;
-  /** Cached per-request prediction results, by input hash. */
-  cache(hash: string): string;
+  /**
+   * Cached per-request prediction results, by cache scope (an owner tag, or `shared`, see
+   * CACHE_SCOPE) and input hash.
+   */
+  cache(scope: string, hash: string): string;
   /** Job id stored under a client's Idempotency-Key. */
   idempotency(key: string): string;
   /** Record of a cancelled job, kept for RESULT_TTL_S after the job itself is removed. */
   cancelled(jobId: string): string;
-  /** Part id of the queued job carrying an input in flight, by input hash (coalescing). */
-  inflight(hash: string): string;
+  /** Part ref of the queued job carrying an input in flight, by owner tag and input hash. */
+  inflight(scope: string, hash: string): string;
+  /** The deployment's secret for public ids (when ID_SECRET is not set). */
+  idSecret(): string;
   /** Rate-limit state (GCRA theoretical arrival time) of one client: a key's sha256 or an IP. */
   rateLimit(clientId: string): string;
   /** Pub/sub channel on which API and workers are told to rescan MODEL_DIR. */
@@ -38,10 +43,11 @@ export const BATCH_QUEUE = 'batch';
 export function createKeys(prefix: string): Keys {
   return {
     prefix,
-    cache: (hash) => `${prefix}:cache:${hash}`,
+    cache: (scope, hash) => `${prefix}:cache:${scope}:${hash}`,
     idempotency: (key) => `${prefix}:idem:${key}`,
     cancelled: (jobId) => `${prefix}:cancelled:${jobId}`,
-    inflight: (hash) => `${prefix}:inflight:${hash}`,
+    inflight: (scope, hash) => `${prefix}:inflight:${scope}:${hash}`,
+    idSecret: () => `${prefix}:id-secret`,
     rateLimit: (clientId) => `${prefix}:ratelimit:${clientId}`,
     modelsReloadChannel: () => `${prefix}:models:reload`,
     batch: (id) => `${prefix}:batch:${id}`,

@@ -28,6 +28,8 @@ export interface RedisConnectionOptions extends RedisTopology {
   role: ConnectionRole;
   /** Connection name shown by CLIENT LIST. */
   name?: string;
+  /** On a Cluster, subscribe with SSUBSCRIBE through one connection per master. */
+  shardedSubscribers?: boolean;
 }
 
 /** The topology settings of a config, spread into createRedis options. */
@@ -96,7 +98,10 @@ export function clusterOptions(role: ConnectionRole, url: string, name?: string)
 export function createRedis(options: RedisConnectionOptions): RedisClient {
   const { url, role, name, clusterNodes = [], sentinels = [] } = options;
   if (clusterNodes.length > 0) {
-    return new Cluster(clusterNodes.map(hostPort), clusterOptions(role, url, name));
+    return new Cluster(clusterNodes.map(hostPort), {
+      ...clusterOptions(role, url, name),
+      ...(options.shardedSubscribers ? { shardedSubscribers: true } : {}),
+    });
   }
   if (sentinels.length > 0) {
     return new Redis(url, {

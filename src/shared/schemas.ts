@@ -21,46 +21,22 @@ function featureProblem(v: unknown): string | undefined {
   return undefined;
 }
 
-// The first bad element of a number array (depth 1) or of an array of them (depth 2).
-function firstBadFeature(
-  value: unknown,
-  depth: 1 | 2,
-): { path: number[]; message: string } | undefined {
-  if (!Array.isArray(value)) return undefined;
-  for (let i = 0; i < value.length; i++) {
-    const item: unknown = value[i];
-    if (depth === 1) {
-      const message = featureProblem(item);
-      if (message) return { path: [i], message };
-    } else if (!Array.isArray(item)) {
-      const received = item === null ? 'null' : typeof item;
-      return { path: [i], message: `Invalid input: expected array, received ${received}` };
-    } else {
-      const inner = firstBadFeature(item, 1);
-      if (inner) return { path: [i, ...inner.path], message: inner.message };
-    }
-  }
-  return undefined;
-}
+// How the documents describe the arrays below (zod cannot render a custom check).
+const NUMBERS_DOC = { type: 'array', items: { type: 'number' } } as const;
 
-// zod reports one issue per bad element: a body of a million bad values would hold the event
-// loop for seconds. This pre-pass stops at the first one, so zod only ever sees valid arrays.
-function firstIssueOnly<T extends z.ZodType>(depth: 1 | 2, schema: T) {
-  return z.preprocess((value, ctx) => {
-    const bad = firstBadFeature(value, depth);
-    if (bad) ctx.addIssue({ code: 'custom', message: bad.message, input: value, path: bad.path });
-    return value;
-  }, schema);
-}
+/**
+ * The features of one instance: an array, taken as it comes. Its length is compared with the
+ * model's input width before any element is looked at (`toInput`), so a huge body of the wrong
+ * width is refused without a per-element pass; `toInput` then checks each element once.
+ */
+export const FeaturesSchema = z
+  .custom<unknown[]>((v) => Array.isArray(v), 'must be an array of numbers')
+  .meta({ override: NUMBERS_DOC });
 
-/** The features of one instance: finite float32 numbers. */
-export const FeaturesSchema = firstIssueOnly(1, z.array(FeatureSchema));
-
-/** A list of instances, each a list of finite float32 numbers; at least one. */
-export const InstancesSchema = firstIssueOnly(
-  2,
-  z.array(z.array(FeatureSchema)).min(1, 'must hold at least one instance'),
-);
+/** A list of instances, each an array of numbers; counted and measured by `toInput` first. */
+export const InstancesSchema = z
+  .custom<unknown[]>((v) => Array.isArray(v), 'must be an array of instances (arrays of numbers)')
+  .meta({ override: { type: 'array', minItems: 1, items: NUMBERS_DOC } });
 
 /** A semver version string. */
 export const VersionSchema = z
@@ -130,17 +106,18 @@ export interface ValidatedInput {
   single: boolean;
 }
 
-/**
- * Checks feature counts against the model's input width and flattens the instances.
- * Throws 422 naming the first instance of the wrong width.
- */
-export function toInput(
-  body: { features?: number[]; instances?: number[][] },
+function invalid(path: string, message: string): ApiError {
+  return new ApiError('validation_error', `${path}: ${message}`, [{ path, message }]);
+}
+
+// Sizes first: the instance count and every row's width are checked before any element, so a
+// body of millions of numbers of the wrong width costs no per-element work.
+function checkSizes(
+  instances: readonly unknown[],
+  single: boolean,
   rowSize: number,
   maxInstances: number,
-): ValidatedInput {
-  const single = body.features !== undefined;
-  const instances = body.features !== undefined ? [body.features] : (body.instances ?? []);
+): asserts instances is unknown[][] {
   if (instances.length > maxInstances) {
     throw new ApiError(
       'validation_error',
@@ -148,22 +125,46 @@ export function toInput(
       [{ path: 'instances', message: `at most ${maxInstances} instances` }],
     );
   }
+  if (instances.length === 0) throw invalid('instances', 'must hold at least one instance');
   if (rowSize < 0) {
     throw new ApiError(
       'validation_error',
       'This model takes tensors with free dimensions; use POST /v2/models/{model}/infer.',
     );
   }
+  for (let i = 0; i < instances.length; i++) {
+    const row = instances[i];
+    const path = single ? 'features' : `instances[${i}]`;
+    if (!Array.isArray(row)) throw invalid(path, 'must be an array of numbers');
+    if (row.length !== rowSize)
+      throw invalid(path, `expected ${rowSize} features, got ${row.length}`);
+  }
+}
+
+/**
+ * Checks the instance count and feature counts against the model's input width, then every
+ * value (a finite float32 number), and flattens the instances. Throws 422 naming the first
+ * instance of the wrong width, or the first bad value.
+ */
+export function toInput(
+  body: { features?: unknown[]; instances?: unknown[] },
+  rowSize: number,
+  maxInstances: number,
+): ValidatedInput {
+  const single = body.features !== undefined;
+  const instances = body.features !== undefined ? [body.features] : (body.instances ?? []);
+  checkSizes(instances, single, rowSize, maxInstances);
   const values = new Float32Array(instances.length * rowSize);
   const flat: number[] = [];
-  instances.forEach((row, i) => {
-    if (row.length !== rowSize) {
-      const path = single ? 'features' : `instances[${i}]`;
-      const message = `expected ${rowSize} features, got ${row.length}`;
-      throw new ApiError('validation_error', `${path}: ${message}`, [{ path, message }]);
+  for (let i = 0; i < instances.length; i++) {
+    const row = instances[i] as unknown[];
+    for (let j = 0; j < rowSize; j++) {
+      const v = row[j];
+      const problem = featureProblem(v);
+      if (problem) throw invalid(`${single ? 'features' : `instances[${i}]`}[${j}]`, problem);
+      values[i * rowSize + j] = v as number;
+      flat.push(v as number);
     }
-    values.set(row, i * rowSize);
-    for (const v of row) flat.push(v);
-  });
+  }
   return { rows: instances.length, values, flat, single };
 }

@@ -9,7 +9,10 @@ export const InferInputSchema = z.object({
   shape: z.array(z.number().int().min(0)).max(32),
   datatype: z.string().min(1).max(16),
   parameters: ParametersSchema.optional(),
-  data: z.array(z.unknown()),
+  // Taken as it comes: its length is checked against `shape` before any element is looked at.
+  data: z
+    .custom<unknown[]>((v) => Array.isArray(v), 'must be an array')
+    .meta({ override: { type: 'array', items: {} } }),
 });
 export type InferInput = z.infer<typeof InferInputSchema>;
 

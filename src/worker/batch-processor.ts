@@ -12,7 +12,15 @@ import type { ErrorCode } from '../shared/errors.js';
 import { createKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import type { RedisClient } from '../shared/redis.js';
-import { inferRows, lookupCache, resultLine, rowOf, type RowOutcome } from './batch-rows.js';
+import {
+  inferRows,
+  lookupCache,
+  nextTurn,
+  resultLine,
+  rowOf,
+  ROWS_PER_STEP,
+  type RowOutcome,
+} from './batch-rows.js';
 import type { ModelPool } from './model-pool.js';
 
 /** What the batch-chunk processor needs. */
@@ -50,7 +58,7 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
     const { rows, values, rowSize } = staged;
     const outcomes =
       config.CACHE_TTL_S > 0
-        ? await lookupCache(redis, keys, loaded.model, values, rows)
+        ? await lookupCache(redis, keys, data.cacheScope ?? 'anon', loaded.model, values, rows)
         : new Array<RowOutcome | undefined>(rows).fill(undefined);
     const misses = outcomes.flatMap((o, i) => (o ? [] : [i]));
     if (misses.length > 0) {
@@ -95,10 +103,11 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
     const { batchId, chunk, firstIndex } = job.data;
     let text = '';
     let completed = 0;
-    outcomes.forEach((o, i) => {
+    for (const [i, o] of outcomes.entries()) {
+      if (i > 0 && i % ROWS_PER_STEP === 0) await nextTurn();
       text += resultLine(firstIndex + i, ids[i], o) + '\n';
       if (!('error' in o)) completed++;
-    });
+    }
     const state = await FINISH_CHUNK.run(
       redis,
       [keys.batch(batchId), keys.batchOutput(batchId, chunk), keys.batchInput(batchId, chunk)],

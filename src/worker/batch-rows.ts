@@ -16,29 +16,50 @@ export function rowOf(values: Float32Array, rowSize: number, i: number): Float32
 }
 
 /**
- * Looks every row up in the result cache with ONE MGET. The keys are those of a one-row online
- * request for the same model, version and values, so batch rows reuse online results.
+ * Rows a chunk works on between two turns of the event loop: BullMQ renews job locks on this
+ * loop, so no step may hold it long, whatever BATCH_CHUNK_ROWS is (the default chunk is one step).
+ */
+export const ROWS_PER_STEP = 2000;
+
+/** Lets timers and I/O (lock renewal among them) run before the next step of a long loop. */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function cachedOutcome(hit: string | null): RowOutcome | undefined {
+  if (!hit) return undefined;
+  try {
+    const result = (JSON.parse(hit) as PredictJobResult).results[0];
+    return result ? { result, cached: true } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Looks every row up in the result cache with one MGET per ROWS_PER_STEP rows. The keys are
+ * those of a one-row online request for the same model, version and values, so batch rows reuse
+ * online results.
  */
 export async function lookupCache(
   redis: RedisClient,
   keys: Keys,
+  scope: string,
   model: LoadedModel['model'],
   values: Float32Array,
   rows: number,
 ): Promise<(RowOutcome | undefined)[]> {
-  const names = Array.from({ length: rows }, (_, i) =>
-    keys.cache(inputHash(model.name, model.version, 1, rowOf(values, model.rowSize, i))),
-  );
-  const hits = await redis.mget(...names);
-  return hits.map((hit) => {
-    if (!hit) return undefined;
-    try {
-      const result = (JSON.parse(hit) as PredictJobResult).results[0];
-      return result ? { result, cached: true } : undefined;
-    } catch {
-      return undefined;
+  const outcomes: (RowOutcome | undefined)[] = [];
+  for (let start = 0; start < rows; start += ROWS_PER_STEP) {
+    if (start > 0) await nextTurn();
+    const names: string[] = [];
+    for (let i = start; i < Math.min(rows, start + ROWS_PER_STEP); i++) {
+      const hash = inputHash(model.name, model.version, 1, rowOf(values, model.rowSize, i));
+      names.push(keys.cache(scope, hash));
     }
-  });
+    for (const hit of await redis.mget(...names)) outcomes.push(cachedOutcome(hit));
+  }
+  return outcomes;
 }
 
 function rowOutputs(
@@ -116,7 +137,12 @@ export async function inferRows(
 ): Promise<RowOutcome[]> {
   const rowSize = loaded.model.rowSize;
   const slices: Promise<RowOutcome[]>[] = [];
+  let submitted = 0;
   for (let start = 0; start < rows; start += maxBatchSize) {
+    if (start - submitted >= ROWS_PER_STEP) {
+      submitted = start;
+      await nextTurn();
+    }
     const n = Math.min(maxBatchSize, rows - start);
     slices.push(runSlice(loaded, n, values.subarray(start * rowSize, (start + n) * rowSize)));
   }

@@ -108,7 +108,7 @@ export async function runParts(
     parts: runs.map((r) => ({ ...r.outcome, single: r.part.single })),
     finishedAt: Date.now(),
   };
-  if (cache) {
+  if (cache?.caching) {
     const writes = runs.map((r, i) => {
       if (!r.part.cacheKey || !r.outcome.results) return Promise.resolve();
       const entry: PredictJobResult = {
@@ -116,11 +116,13 @@ export async function runParts(
         parts: undefined,
         results: r.outcome.results,
         jobId: partId(jobId, i),
+        owner: r.part.owner,
       };
       return cache.write(r.part.cacheKey, JSON.stringify(entry));
     });
-    // A failed cache write costs a future hit, never this result.
-    await Promise.all(writes).catch((err: unknown) =>
+    // A failed cache write costs a future hit, never this result. Not awaited: the writes leave
+    // in the same pipeline as the reply (see CacheWriter).
+    void Promise.all(writes).catch((err: unknown) =>
       logger.warn({ err }, 'result cache write failed'),
     );
   }

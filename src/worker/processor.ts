@@ -2,6 +2,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import { formatFailure } from '../shared/errors.js';
 import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
 import type { Logger } from '../shared/logger.js';
+import type { ReplyMessage } from '../shared/replies.js';
 import type { CacheWriter } from './cache-writer.js';
 import type { ModelPool } from './model-pool.js';
 import { runDirectJob, wholeTensorResults } from './direct.js';
@@ -11,8 +12,10 @@ import { ModelOutputError, toInstanceResults } from './results.js';
 /** What the job processor needs. */
 export interface ProcessorDeps {
   pool: ModelPool;
-  /** Absent when the result cache is off. */
+  /** Writes cache entries (when the cache is on) and replies to the replica that waits. */
   cache?: CacheWriter;
+  /** The reply channel of an API replica (see shared/replies.ts). */
+  replyChannel?: (replicaId: string) => string;
   logger: Logger;
   /** Rescans the model folder for a version not loaded yet that a job created at `sinceMs` names. */
   onMissingModel?: (sinceMs: number) => Promise<void>;
@@ -40,8 +43,25 @@ function validate(data: PredictJobData, rowSize: number): Float32Array {
   return Float32Array.from(values);
 }
 
-/** Builds the BullMQ processor: job -> batch slot -> per-instance results. */
+/** Builds the BullMQ processor: job -> batch slot -> per-instance results -> reply. */
 export function createProcessor(deps: ProcessorDeps) {
+  const run = runJob(deps);
+  return async (job: Job<PredictJobData, PredictJobResult>): Promise<PredictJobResult> => {
+    const result = await run(job);
+    const { replyTo } = job.data;
+    if (replyTo && deps.cache && deps.replyChannel) {
+      // The waiting replica hears of the result now, before BullMQ's bookkeeping of the job, in
+      // the same round trip as the cache writes; a lost message costs it one read of the job.
+      const message: ReplyMessage = { jobId: job.id ?? '', state: 'completed', result };
+      void deps.cache
+        .send(deps.replyChannel(replyTo), JSON.stringify(message))
+        .catch((err: unknown) => deps.logger.debug({ err }, 'reply not sent'));
+    }
+    return result;
+  };
+}
+
+function runJob(deps: ProcessorDeps) {
   return async (job: Job<PredictJobData, PredictJobResult>): Promise<PredictJobResult> => {
     const data = job.data;
     const log = deps.logger.child({ jobId: job.id, requestId: data.requestId });
@@ -102,7 +122,9 @@ export function createProcessor(deps: ProcessorDeps) {
     };
     if (deps.cache && data.cacheKey) {
       // A failed cache write costs a future hit, never this result.
-      await deps.cache.write(data.cacheKey, JSON.stringify(result)).catch((err: unknown) => {
+      const entry: PredictJobResult = { ...result, owner: data.owner };
+      // Not awaited: it leaves in the same pipeline as the reply (see CacheWriter).
+      void deps.cache.write(data.cacheKey, JSON.stringify(entry)).catch((err: unknown) => {
         log.warn({ err }, 'result cache write failed');
       });
     }

@@ -5,7 +5,9 @@ import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
 import { BATCH_QUEUE, PREDICT_QUEUE } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { ModelRepository, type ModelVersion } from '../shared/model-repository.js';
+import { parseFailure } from '../shared/errors.js';
 import { closeRedis, createRedis, topologyOf } from '../shared/redis.js';
+import { replyChannel, type ReplyMessage } from '../shared/replies.js';
 import { createBatchProcessor } from './batch-processor.js';
 import type { BatchChunkJobData, BatchChunkResult } from '../shared/batches.js';
 import { CacheWriter } from './cache-writer.js';
@@ -35,6 +37,22 @@ export interface StartWorkerOptions {
   logger: Logger;
   /** Called after every inference run. */
   onBatch?: (model: ModelVersion, rows: number, ms: number) => void;
+}
+
+/**
+ * BullMQ lock and stalled-job options of both Workers. A killed worker's jobs go back to the
+ * queue once their lock expires and the next stalled check runs (about WORKER_LOCK_MS +
+ * WORKER_STALLED_INTERVAL_MS at worst). BullMQ renews a lock between half and all of
+ * `lockRenewTime` after the last renewal; a quarter of the lock lets the event loop stall for about
+ * three quarters of it before the job is taken back, where BullMQ's default (half) allows half.
+ */
+export function lockOptions(config: Config) {
+  return {
+    lockDuration: config.WORKER_LOCK_MS,
+    lockRenewTime: Math.max(250, Math.floor(config.WORKER_LOCK_MS / 4)),
+    stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
+    maxStalledCount: config.WORKER_MAX_STALLED_COUNT,
+  };
 }
 
 /** Loads the models, then starts consuming the prediction queue. */
@@ -70,12 +88,15 @@ export async function startWorker({
     name: 'inferq-worker',
   });
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
-  const cache = config.CACHE_TTL_S > 0 ? new CacheWriter(redis, config.CACHE_TTL_S) : undefined;
+  // Cache entries (when CACHE_TTL_S > 0) and replies to the waiting API replica, one pipeline.
+  const cache = new CacheWriter(redis, config.CACHE_TTL_S);
+  const replyTo = (replicaId: string) => replyChannel(config.QUEUE_PREFIX, replicaId);
   const worker = new Worker<PredictJobData, PredictJobResult>(
     PREDICT_QUEUE,
     createProcessor({
       pool,
       cache,
+      replyChannel: replyTo,
       logger,
       onMissingModel: (since) => ops.onMissingModel(since),
     }),
@@ -85,10 +106,7 @@ export async function startWorker({
       concurrency: config.WORKER_CONCURRENCY,
       autorun: true,
       name: config.WORKER_NAME || `${hostname()}-${process.pid}`,
-      // A killed worker's jobs go back to the queue once their lock expires and a stalled check runs.
-      lockDuration: config.WORKER_LOCK_MS,
-      stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
-      maxStalledCount: config.WORKER_MAX_STALLED_COUNT,
+      ...lockOptions(config),
     },
   );
   worker.on('error', (err) => logger.warn({ err: err.message }, 'worker error'));
@@ -102,6 +120,17 @@ export async function startWorker({
   });
   worker.on('failed', (job, err) => {
     if (job) metrics.failed(job);
+    // The last failure of a job is news for the replica that waits for it (a retry is not).
+    const final =
+      err.name === 'UnrecoverableError' || (job?.attemptsMade ?? 0) >= (job?.opts.attempts ?? 1);
+    if (job?.data.replyTo && final) {
+      const message: ReplyMessage = {
+        jobId: job.id ?? '',
+        state: 'failed',
+        failure: parseFailure(err.message),
+      };
+      void cache.send(replyTo(job.data.replyTo), JSON.stringify(message)).catch(() => undefined);
+    }
     logger.warn(
       { jobId: job?.id, attemptsMade: job?.attemptsMade, reason: err.message },
       'job failed',
@@ -120,9 +149,7 @@ export async function startWorker({
       prefix: config.QUEUE_PREFIX,
       concurrency: config.BATCH_WORKER_CONCURRENCY,
       name: config.WORKER_NAME || `${hostname()}-${process.pid}`,
-      lockDuration: config.WORKER_LOCK_MS,
-      stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
-      maxStalledCount: config.WORKER_MAX_STALLED_COUNT,
+      ...lockOptions(config),
     },
   );
   chunks.on('error', (err) => logger.warn({ err: err.message }, 'batch worker error'));

@@ -101,7 +101,7 @@ describe('GET /v1/jobs/{id}/events', () => {
   });
 
   it('ends with an error event carrying the code when the job fails', async () => {
-    const { jobId } = await stack.api.deps.jobs.submit({
+    const { ref } = await stack.api.deps.jobs.submit({
       data: {
         model: 'breast-cancer',
         version: '1.1.0',
@@ -109,8 +109,10 @@ describe('GET /v1/jobs/{id}/events', () => {
         values: [1, 2, 3],
         format: 'task',
         single: true,
+        owner: 'anon',
       },
     });
+    const jobId = await stack.idOf(ref);
     const events = await collect(sseEvents(`${base}/v1/jobs/${jobId}/events`));
     expect(events.at(-1)).toMatchObject({
       event: 'error',

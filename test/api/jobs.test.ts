@@ -103,7 +103,7 @@ describe('/v1/jobs', () => {
       });
       const { body } = await view(id);
       expect(body).toMatchObject({ status: 'queued', version: '1.0.0' });
-      const job = await Job.fromId(stack.api.deps.queue, id);
+      const job = await Job.fromId(stack.api.deps.queue, (await stack.refOf(id)).jobId);
       expect(job?.opts.priority).toBe(3);
     });
 
@@ -229,7 +229,7 @@ describe('/v1/jobs', () => {
 
       const worker = await stack.startWorker();
       const results = await Promise.all(polls);
-      const job = await Job.fromId(stack.api.deps.queue, id);
+      const job = await Job.fromId(stack.api.deps.queue, (await stack.refOf(id)).jobId);
       const finishedOn = job?.finishedOn ?? NaN;
       for (const [i, { status, body }] of results.entries()) {
         expect(status).toBe(200);

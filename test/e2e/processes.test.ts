@@ -9,7 +9,8 @@ import { exited, spawnInferq, stopChild } from '../../src/cli/children.js';
 import { PREDICT_QUEUE } from '../../src/shared/keys.js';
 import { eventually, REDIS_URL, removeKeys, uniquePrefix } from '../helpers/env.js';
 import { BREAST_CANCER_ROW } from '../helpers/fixtures.js';
-import { parsePartId } from '../../src/shared/jobs.js';
+import { Redis } from 'ioredis';
+import { jobIdsOf } from '../helpers/queue-audit.js';
 
 const BURST = 200;
 
@@ -182,8 +183,9 @@ describe('inferq api and worker processes', () => {
     expect(new Set(ids).size).toBe(BURST);
 
     // Both workers took part; none of the jobs ran twice or failed. Concurrent requests share
-    // gathered jobs: a response id names its part of one (`<job id>-p<n>`).
-    const jobIds = [...new Set(ids.map((id) => parsePartId(id)?.jobId ?? id))];
+    // gathered jobs: a response id (encrypted) names its part of one.
+    const reader = new Redis(REDIS_URL);
+    const jobIds = [...new Set(await jobIdsOf(reader, prefix, ids).finally(() => reader.quit()))];
     const jobs = await Promise.all(jobIds.map((id) => Job.fromId(queue, id)));
     const by = new Map<string, number>();
     for (const job of jobs) {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDIS_URL, eventually } from '../helpers/env.js';
 import { uniqueRow } from '../helpers/fixtures.js';
 import { startWorkerProcess, stopAll, type InferqProcess } from '../helpers/processes.js';
-import { auditJobs, endEvents } from '../helpers/queue-audit.js';
+import { auditJobs, endEvents, jobIdsOf } from '../helpers/queue-audit.js';
 import { createStack, type TestStack } from '../helpers/stack.js';
 
 // uniqueRow repeats every 1,000 seeds: seeds 0..399 and 500..539 are all distinct.
@@ -60,7 +60,8 @@ describe('many worker processes on one queue', () => {
 
     const audit = await auditJobs(redis, stack.config.QUEUE_PREFIX, ids);
     const byWorker = new Map<string, number>();
-    for (const id of ids) {
+    const internal = await jobIdsOf(redis, stack.config.QUEUE_PREFIX, ids);
+    for (const [i, id] of ids.entries()) {
       const job = audit.get(id);
       expect(job?.finishedOn, `job ${id} finished`).toBeDefined();
       expect(job?.attemptsStarted, `job ${id} started once`).toBe(1);
@@ -68,7 +69,7 @@ describe('many worker processes on one queue', () => {
         jobId: string;
         results: unknown[];
       };
-      expect(result.jobId).toBe(id);
+      expect(result.jobId).toBe(internal[i]);
       expect(result.results).toHaveLength(1);
       byWorker.set(job?.processedBy ?? '?', (byWorker.get(job?.processedBy ?? '?') ?? 0) + 1);
     }
@@ -78,7 +79,7 @@ describe('many worker processes on one queue', () => {
     // The queue's own event stream: one completion per job, no failure, nothing else.
     const events = await endEvents(redis, stack.config.QUEUE_PREFIX);
     expect(events.failed.size).toBe(0);
-    expect([...events.completed.keys()].sort()).toEqual([...ids].sort());
+    expect([...events.completed.keys()].sort()).toEqual([...internal].sort());
     expect([...events.completed.values()].every((n) => n === 1)).toBe(true);
   });
 

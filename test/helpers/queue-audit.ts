@@ -1,6 +1,24 @@
 import type { Redis } from 'ioredis';
-import { parsePartId } from '../../src/shared/jobs.js';
-import { PREDICT_QUEUE } from '../../src/shared/keys.js';
+import { ANONYMOUS, PublicIds } from '../../src/api/public-ids.js';
+import { createKeys, PREDICT_QUEUE } from '../../src/shared/keys.js';
+
+/** The public-id codec of a deployment, from the secret its API keeps in Redis. */
+export async function publicIdsOf(redis: Redis, prefix: string): Promise<PublicIds> {
+  const secret = await redis.get(createKeys(prefix).idSecret());
+  if (!secret) throw new Error(`no id secret under ${prefix}`);
+  return new PublicIds(Buffer.from(secret, 'hex'));
+}
+
+/** The queue job behind each public id (made for `owner`, anonymous by default). */
+export async function jobIdsOf(
+  redis: Redis,
+  prefix: string,
+  publicIds: string[],
+  owner = ANONYMOUS,
+): Promise<string[]> {
+  const codec = await publicIdsOf(redis, prefix);
+  return publicIds.map((id) => codec.decode(owner, id)?.jobId ?? id);
+}
 
 /** How many `completed` and `failed` events the queue's event stream holds per job id. */
 export async function endEvents(
@@ -32,8 +50,8 @@ export interface JobAudit {
 }
 
 /**
- * Reads the audit fields of many job hashes in one pipeline. Public ids of gathered online
- * requests (`<jobId>-p<n>`) are read from the job that carried them.
+ * Reads the audit fields of many job hashes in one pipeline. Public ids (of anonymous requests)
+ * are read from the job that carried them.
  */
 export async function auditJobs(
   redis: Redis,
@@ -41,9 +59,9 @@ export async function auditJobs(
   jobIds: string[],
   queue = PREDICT_QUEUE,
 ): Promise<Map<string, JobAudit>> {
+  const internal = await jobIdsOf(redis, prefix, jobIds);
   const pipeline = redis.pipeline();
-  for (const publicId of jobIds) {
-    const id = parsePartId(publicId)?.jobId ?? publicId;
+  for (const id of internal) {
     pipeline.hmget(
       `${prefix}:${queue}:${id}`,
       'pb',

@@ -1,5 +1,7 @@
 import type { Config } from '../../src/shared/config.js';
 import { buildApi, type ApiHandle } from '../../src/api/server.js';
+import { ANONYMOUS, type JobRef } from '../../src/api/public-ids.js';
+import { digestOf } from '../../src/shared/secrets.js';
 import { startWorker, type WorkerHandle } from '../../src/worker/worker.js';
 import { removeKeys, testConfig, testLogger } from './env.js';
 
@@ -14,8 +16,17 @@ export interface TestStack {
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
   /** Starts a worker if none runs. */
   startWorker(): Promise<WorkerHandle>;
+  /** The queue job behind a public id made for `apiKey` (anonymous by default). */
+  refOf(id: string, apiKey?: string): Promise<JobRef>;
+  /** The public id of a queue job for `apiKey` (anonymous by default). */
+  idOf(ref: JobRef, apiKey?: string): Promise<string>;
   /** Closes everything and removes the prefix's keys. */
   close(): Promise<void>;
+}
+
+/** The owner an API key stands for (its SHA-256), or the anonymous one. */
+export function ownerFor(apiKey?: string): string {
+  return apiKey === undefined ? ANONYMOUS : digestOf(apiKey).toString('hex');
 }
 
 /** Builds a stack; `worker: false` leaves the queue without a consumer. */
@@ -34,6 +45,12 @@ export async function createStack(
         headers: { 'content-type': 'application/json', ...headers },
         body: typeof body === 'string' ? body : JSON.stringify(body),
       }),
+    refOf: async (id, apiKey) => {
+      const ref = (await api.deps.ids.ids()).decode(ownerFor(apiKey), id);
+      if (!ref) throw new Error(`${id} is not a job id of this owner`);
+      return ref;
+    },
+    idOf: async (ref, apiKey) => (await api.deps.ids.ids()).encode(ownerFor(apiKey), ref),
     startWorker: async () => {
       stack.worker ??= await startWorker({ config, logger: testLogger('worker') });
       return stack.worker;

@@ -1,14 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { ApiError } from '../../shared/errors.js';
-
-// Under @hono/node-server the Node request is at hand. Reading the body from it directly spares
-// building a web Request (streams, abort signal) per request, the largest cost of a cache hit.
-function incomingOf(c: Context): IncomingMessage | undefined {
-  const env = c.env as { incoming?: IncomingMessage } | undefined;
-  return env?.incoming;
-}
+import { incomingOf, keepForDrain } from './unread-body.js';
 
 // A body with Content-Length and no Transfer-Encoding cannot be longer than declared: Node's
 // parser stops there.
@@ -18,22 +11,59 @@ function declaredLength(c: Context): number | undefined {
   return /^\d+$/.test(length) ? Number(length) : undefined;
 }
 
-function tooLarge(maxBytes: number): ApiError {
-  return new ApiError('payload_too_large', `The request body is larger than ${maxBytes} bytes.`);
+function tooLarge(maxBytes: number, setting = 'MAX_BODY_BYTES'): ApiError {
+  return new ApiError(
+    'payload_too_large',
+    `The request body is larger than ${maxBytes} bytes (${setting}).`,
+  );
+}
+
+/** Refuses a body whose Content-Length is over `maxBytes` (named `setting`) at once, unread. */
+export function limitDeclared(maxBytes: number, setting: string): MiddlewareHandler {
+  return async (c, next) => {
+    const declared = declaredLength(c);
+    if (declared !== undefined && declared > maxBytes) throw tooLarge(maxBytes, setting);
+    await next();
+  };
+}
+
+// Pulls the body through a byte count: past `maxBytes` the reader is released, not cancelled
+// (cancelling destroys the socket before the 413 is written), and the rest is left for
+// closeAfterBody to drain once the answer is out.
+function limitStream(c: Context, maxBytes: number): void {
+  const source = c.req.raw.body;
+  if (!source) return;
+  const reader = source.getReader();
+  let size = 0;
+  const limited = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) {
+        reader.releaseLock();
+        controller.close();
+        return;
+      }
+      size += value.byteLength;
+      if (size > maxBytes) {
+        reader.releaseLock();
+        controller.error(tooLarge(maxBytes));
+        return;
+      }
+      controller.enqueue(value);
+    },
+  });
+  const init: RequestInit & { duplex: 'half' } = { body: limited, duplex: 'half' };
+  c.req.raw = new Request(c.req.raw, init);
+  keepForDrain(c.req.raw, source);
 }
 
 /** Refuses bodies over `maxBytes` with 413 while reading, never buffering more than that. */
 export function limitBody(maxBytes: number): MiddlewareHandler {
-  const streaming = bodyLimit({
-    maxSize: maxBytes,
-    onError: () => {
-      throw tooLarge(maxBytes);
-    },
-  });
   return async (c, next) => {
     const declared = declaredLength(c);
-    if (declared === undefined || !incomingOf(c)) return streaming(c, next);
-    if (declared > maxBytes) throw tooLarge(maxBytes);
+    if (declared !== undefined && declared > maxBytes) throw tooLarge(maxBytes);
+    // Node's parser stops a declared body at its length; any other is counted while read.
+    if (declared === undefined || !incomingOf(c)) limitStream(c, maxBytes);
     await next();
   };
 }
@@ -58,6 +88,12 @@ function isJsonType(contentType: string | undefined): boolean {
   );
 }
 
+function unreadable(err: unknown): never {
+  if (err instanceof ApiError) throw err;
+  const reason = err instanceof Error ? err.message : String(err);
+  throw new ApiError('invalid_json', `The request body could not be read: ${reason}.`);
+}
+
 /** Reads the body as JSON: 415 for another media type, 400 invalid_json when it does not parse. */
 export async function readJson(c: Context): Promise<unknown> {
   if (!isJsonType(c.req.header('content-type'))) {
@@ -65,7 +101,10 @@ export async function readJson(c: Context): Promise<unknown> {
   }
   const incoming = incomingOf(c);
   const direct = incoming && declaredLength(c) !== undefined && !incoming.readableEnded;
-  const text = direct ? await readIncoming(incoming) : await c.req.text();
+  // Under @hono/node-server the Node request is at hand. Reading the body from it directly
+  // spares building a web Request (streams, abort signal) per request, the largest cost of a
+  // cache hit.
+  const text = direct ? await readIncoming(incoming) : await c.req.text().catch(unreadable);
   if (text.trim() === '')
     throw new ApiError('invalid_json', 'The request body is empty; send a JSON object.');
   try {

@@ -12,6 +12,7 @@ import type { ChunkStager } from '../batch-upload.js';
 import { stageItems, stageNdjson } from '../batch-upload.js';
 import type { ApiDeps, AppEnv } from '../deps.js';
 import { readJson } from '../middleware/body.js';
+import { ownerOf } from '../owner.js';
 import { parsePrefer, waitSeconds } from '../prefer.js';
 
 const BATCH_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -94,7 +95,11 @@ export function batchRoutes(deps: ApiDeps): Hono<AppEnv> {
     requireTabular(model);
     const stager = batches.stager(model);
     const body = c.req.raw.body ?? new Blob([]).stream();
-    const limits = { maxLineBytes: config.MAX_LINE_BYTES, maxRows: config.MAX_BATCH_ROWS };
+    const limits = {
+      maxLineBytes: config.MAX_LINE_BYTES,
+      maxRows: config.MAX_BATCH_ROWS,
+      maxBytes: config.MAX_BATCH_BYTES,
+    };
     await stageOrDiscard(stager, () => stageNdjson(body, stager, limits));
     return { model, stager, priority: query.priority };
   }
@@ -117,7 +122,7 @@ export function batchRoutes(deps: ApiDeps): Hono<AppEnv> {
       ? await stageNdjsonUpload(c)
       : await stageJsonUpload(c);
     try {
-      await batches.create(model, stager, priority ?? BATCH_DEFAULT_PRIORITY);
+      await batches.create(ownerOf(c), model, stager, priority ?? BATCH_DEFAULT_PRIORITY);
     } catch (err) {
       await stager.discard().catch(() => undefined);
       throw err;
@@ -134,11 +139,16 @@ export function batchRoutes(deps: ApiDeps): Hono<AppEnv> {
   app.get('/v1/batches/:id', async (c) => {
     const id = batchIdParam(c);
     const waitS = askedWait(c, config.MAX_WAIT_S);
-    return c.json(waitS > 0 ? await batches.waitForEnd(id, waitS * 1000) : await batches.view(id));
+    const owner = ownerOf(c);
+    return c.json(
+      waitS > 0
+        ? await batches.waitForEnd(owner, id, waitS * 1000)
+        : await batches.view(owner, id),
+    );
   });
 
   app.get('/v1/batches/:id/results', async (c) => {
-    const batch = await batches.record(batchIdParam(c));
+    const batch = await batches.record(ownerOf(c), batchIdParam(c));
     c.header('Content-Type', 'application/x-ndjson');
     return stream(
       c,
@@ -154,7 +164,8 @@ export function batchRoutes(deps: ApiDeps): Hono<AppEnv> {
 
   app.get('/v1/batches/:id/events', async (c) => {
     const id = batchIdParam(c);
-    await batches.view(id);
+    const owner = ownerOf(c);
+    await batches.view(owner, id);
     return streamSSE(
       c,
       async (s) => {
@@ -164,7 +175,7 @@ export function batchRoutes(deps: ApiDeps): Hono<AppEnv> {
           let last = '';
           let lastWrite = Date.now();
           while (!s.aborted && !batches.isClosed) {
-            const view = await batches.view(id);
+            const view = await batches.view(owner, id);
             const data = JSON.stringify(view);
             if (data !== last) {
               await s.writeSSE({ event: 'progress', data });
@@ -193,7 +204,7 @@ export function batchRoutes(deps: ApiDeps): Hono<AppEnv> {
   });
 
   app.delete('/v1/batches/:id', async (c) => {
-    await batches.cancel(batchIdParam(c));
+    await batches.cancel(ownerOf(c), batchIdParam(c));
     return c.body(null, 204);
   });
 

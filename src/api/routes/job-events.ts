@@ -1,15 +1,15 @@
 import { Hono } from 'hono';
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
-import { ApiError, type JobFailure } from '../../shared/errors.js';
+import type { JobFailure } from '../../shared/errors.js';
 import type { ApiDeps, AppEnv } from '../deps.js';
 import type { JobView } from '../job-service.js';
 import type { JobOutcome, Wait } from '../results-hub.js';
-import { parsePartId } from '../../shared/jobs.js';
+import { jobRefOf, ownerOf } from '../owner.js';
+import type { JobRef, Owner } from '../public-ids.js';
 
 /** Interval of the SSE comment that keeps proxies from closing an idle stream, milliseconds. */
 export const KEEP_ALIVE_MS = 15_000;
 
-const JOB_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 // setTimeout's ceiling: a feed follows a job for at most this long (or RESULT_TTL_S).
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -39,11 +39,12 @@ const failure = (code: string, message: string): FinalEvent => ({
 /** The final event for a job that has ended as `outcome` (undefined: the wait was given up). */
 async function finalEvent(
   deps: ApiDeps,
-  jobId: string,
+  job: FeedJob,
   outcome: JobOutcome | undefined,
 ): Promise<FinalEvent> {
+  const jobId = job.id;
   if (outcome?.state === 'completed') {
-    const view = await deps.jobs.view(jobId).catch(() => undefined);
+    const view = await deps.jobs.view(job.owner, job.ref, job.id).catch(() => undefined);
     if (view?.status === 'completed') return { event: 'result', data: view };
     // A request's part of a gathered job can fail on its own while the job completes.
     if (view?.status === 'failed' && view.error) return { event: 'error', data: view.error };
@@ -65,6 +66,13 @@ function endedEvent(view: JobView): FinalEvent | undefined {
   return undefined;
 }
 
+/** The job a feed follows: its public id, what it names and whose it is. */
+interface FeedJob {
+  id: string;
+  ref: JobRef;
+  owner: Owner;
+}
+
 /** What a feed listens to, registered before the job was first read. */
 interface FeedSources {
   wait: Wait;
@@ -73,12 +81,11 @@ interface FeedSources {
   stop(): void;
 }
 
-// Queue events name the job; a request's public id may name its part of a gathered job.
-const hubId = (id: string): string => parsePartId(id)?.jobId ?? id;
-
-function listen(deps: ApiDeps, id: string): FeedSources {
-  const jobId = hubId(id);
-  const wait = deps.hub.wait(jobId, Math.min(deps.config.RESULT_TTL_S * 1000, MAX_TIMER_MS));
+function listen(deps: ApiDeps, jobId: string): FeedSources {
+  const wait = deps.hub.wait(jobId, Math.min(deps.config.RESULT_TTL_S * 1000, MAX_TIMER_MS), {
+    poll: true,
+    watchActive: true,
+  });
   let seen = false;
   let handler: () => void = () => {
     seen = true;
@@ -100,6 +107,7 @@ function listen(deps: ApiDeps, id: string): FeedSources {
 async function follow(
   deps: ApiDeps,
   stream: SSEStreamingApi,
+  job: FeedJob,
   first: JobView,
   sources: FeedSources,
 ): Promise<void> {
@@ -117,8 +125,8 @@ async function follow(
   const keepAlive = setInterval(() => {
     void out.comment('keep-alive');
     // Queue events are best-effort: look at the job itself now and then.
-    deps.hub.peek(hubId(first.id)).then(
-      (o) => o && deps.hub.settle(hubId(first.id), o),
+    deps.hub.peek(job.ref.jobId).then(
+      (o) => o && deps.hub.settle(job.ref.jobId, o),
       () => undefined,
     );
   }, KEEP_ALIVE_MS);
@@ -126,7 +134,9 @@ async function follow(
   try {
     const outcome = await Promise.race([sources.wait.promise, aborted]);
     if (outcome === 'aborted') return;
-    const last = await finalEvent(deps, first.id, outcome);
+    // A job that ran between two reads of it was active, though no read saw it so.
+    if (outcome?.state === 'completed' || outcome?.state === 'failed') markActive();
+    const last = await finalEvent(deps, job, outcome);
     await out.send(last.event, last.data);
   } finally {
     clearInterval(keepAlive);
@@ -139,22 +149,23 @@ export function jobEventRoutes(deps: ApiDeps): Hono<AppEnv> {
 
   app.get('/v1/jobs/:id/events', async (c) => {
     const id = c.req.param('id');
-    if (!JOB_ID_RE.test(id))
-      throw new ApiError('job_not_found', `Job "${id.slice(0, 128)}" does not exist.`);
+    const owner = ownerOf(c);
+    const job: FeedJob = { id, owner, ref: await jobRefOf(deps, owner, id) };
     // Listen before the first read, so that no end or activation slips between the two.
-    const sources = listen(deps, id);
+    const sources = listen(deps, job.ref.jobId);
     let first: JobView;
     try {
-      first = await deps.jobs.view(id);
+      first = await deps.jobs.view(owner, job.ref, id);
       // The view reads the job's hash before its state: one that ended in between lacks its end.
-      if (first.status === 'failed' && !first.finishedAt) first = await deps.jobs.view(id);
+      if (first.status === 'failed' && !first.finishedAt)
+        first = await deps.jobs.view(owner, job.ref, id);
     } catch (err) {
       sources.stop();
       throw err;
     }
     const res = streamSSE(c, async (stream) => {
       try {
-        await follow(deps, stream, first, sources);
+        await follow(deps, stream, job, first, sources);
       } finally {
         sources.stop();
       }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { ApiError } from '../../shared/errors.js';
 import type { PredictJobData } from '../../shared/jobs.js';
@@ -5,16 +6,25 @@ import { inputHash } from '../../shared/input-hash.js';
 import { JobRequestSchema, parseOrThrow, toInput } from '../../shared/schemas.js';
 import type { ApiDeps, AppEnv } from '../deps.js';
 import { readJson } from '../middleware/body.js';
+import { cacheScope, jobRefOf, ownerOf } from '../owner.js';
 import { parsePrefer, waitSeconds } from '../prefer.js';
 import { accepted } from './accepted.js';
 
-const JOB_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
-
-function jobIdParam(c: Context<AppEnv>): string {
+/** The public id in the path and the job it names for this request's owner (404 otherwise). */
+async function jobParam(c: Context<AppEnv>, deps: ApiDeps) {
   const id = c.req.param('id') ?? '';
-  if (!JOB_ID_RE.test(id))
-    throw new ApiError('job_not_found', `Job "${id.slice(0, 128)}" does not exist.`);
-  return id;
+  const owner = ownerOf(c);
+  return { id, owner, ref: await jobRefOf(deps, owner, id) };
+}
+
+function idempotencyKeyOf(c: Context<AppEnv>): string | undefined {
+  const key = c.req.header('idempotency-key');
+  if (key !== undefined && (key.length === 0 || key.length > 255)) {
+    throw new ApiError('validation_error', 'Idempotency-Key must be 1 to 255 characters.', [
+      { path: 'Idempotency-Key', message: 'must be 1 to 255 characters' },
+    ]);
+  }
+  return key;
 }
 
 /** POST /v1/jobs, GET and DELETE /v1/jobs/{id}. */
@@ -23,12 +33,15 @@ export function jobRoutes(deps: ApiDeps): Hono<AppEnv> {
   const { config, repository, keys, jobs, depth } = deps;
 
   app.post('/v1/jobs', async (c) => {
+    const idempotencyKey = idempotencyKeyOf(c);
     const body = parseOrThrow(JobRequestSchema, await readJson(c));
     const model = repository.resolve(body.model, body.version);
     const input = toInput(body, model.rowSize, config.MAX_INSTANCES);
     if (deps.isShuttingDown())
       throw new ApiError('unavailable', 'The server is shutting down; retry.', undefined, 1);
     depth.check();
+    const owner = ownerOf(c);
+    const ids = await deps.ids.ids();
     const hash = inputHash(model.name, model.version, input.rows, input.values);
     const data: PredictJobData = {
       model: model.name,
@@ -37,29 +50,29 @@ export function jobRoutes(deps: ApiDeps): Hono<AppEnv> {
       values: input.flat,
       format: 'task',
       single: input.single,
-      cacheKey: config.CACHE_TTL_S > 0 ? keys.cache(hash) : undefined,
+      cacheKey: config.CACHE_TTL_S > 0 ? keys.cache(cacheScope(config, owner), hash) : undefined,
       requestId: c.get('requestId'),
+      owner,
     };
-    const idempotencyKey = c.req.header('idempotency-key');
-    if (idempotencyKey !== undefined) {
-      if (idempotencyKey.length === 0 || idempotencyKey.length > 255) {
-        throw new ApiError('validation_error', 'Idempotency-Key must be 1 to 255 characters.', [
-          { path: 'Idempotency-Key', message: 'must be 1 to 255 characters' },
-        ]);
-      }
-      const { jobId } = await jobs.submitIdempotent(idempotencyKey, {
-        data,
-        priority: body.priority,
-      });
-      return accepted(c, deps, jobId);
+    if (idempotencyKey === undefined) {
+      const { ref } = await jobs.submit({ data, priority: body.priority });
+      return accepted(c, deps, ids.encode(owner, ref), ref);
     }
-    const { jobId } = await jobs.submit({ data, priority: body.priority });
-    return accepted(c, deps, jobId);
+    // Bound to what was asked (not to the version it resolved to), so a retry stays a retry.
+    const asked = inputHash(body.model, body.version ?? '', input.rows, input.values);
+    const fingerprint = createHash('sha256')
+      .update(`${asked}\0${input.single}\0${body.priority ?? ''}`)
+      .digest('hex');
+    const { ref } = await jobs.submitIdempotent(owner, idempotencyKey, fingerprint, {
+      data,
+      priority: body.priority,
+    });
+    return accepted(c, deps, ids.encode(owner, ref), ref);
   });
 
   app.get('/v1/jobs/:id', async (c) => {
-    const id = jobIdParam(c);
-    let view = await jobs.view(id);
+    const { id, owner, ref } = await jobParam(c, deps);
+    let view = await jobs.view(owner, ref, id);
     const prefs = parsePrefer(c.req.header('prefer'));
     const queryWait = c.req.query('wait');
     let asked = prefs.wait;
@@ -73,14 +86,15 @@ export function jobRoutes(deps: ApiDeps): Hono<AppEnv> {
     }
     const waitS = waitSeconds(asked ?? 0, 0, config.MAX_WAIT_S);
     if (waitS > 0 && (view.status === 'queued' || view.status === 'active')) {
-      const outcome = await jobs.waitFor(id, waitS * 1000);
-      view = jobs.settled(view, outcome) ?? (await jobs.view(id));
+      const outcome = await jobs.waitFor(ref, waitS * 1000);
+      view = jobs.settled(view, ref, outcome) ?? (await jobs.view(owner, ref, id));
     }
     return c.json(view);
   });
 
   app.delete('/v1/jobs/:id', async (c) => {
-    await jobs.cancel(jobIdParam(c));
+    const { id, owner, ref } = await jobParam(c, deps);
+    await jobs.cancel(owner, ref, id);
     return c.body(null, 204);
   });
 

@@ -7,6 +7,7 @@ import type { ApiDeps, AppEnv } from '../deps.js';
 import { readJson } from '../middleware/body.js';
 import { runPrediction } from '../predict-service.js';
 import { parsePrefer, waitSeconds } from '../prefer.js';
+import { ownerOf } from '../owner.js';
 import { accepted } from './accepted.js';
 
 export { failureError } from '../predict-service.js';
@@ -27,10 +28,11 @@ export function predictRoutes(deps: ApiDeps): Hono<AppEnv> {
       : waitSeconds(prefs.wait, config.DEFAULT_WAIT_S, config.MAX_WAIT_S);
     const run = await runPrediction(deps, model, input, {
       waitMs: waitS * 1000,
+      owner: ownerOf(c),
       requestId: c.get('requestId'),
     });
     if (run.cacheMs !== undefined) setMetric(c, 'cache', run.cacheMs);
-    if (run.status === 'accepted') return accepted(c, deps, run.jobId);
+    if (run.status === 'accepted') return accepted(c, deps, run.id, run.ref);
     if (!run.body.cached) {
       setMetric(c, 'queue', run.result.queueMs);
       setMetric(c, 'infer', run.result.inferMs);

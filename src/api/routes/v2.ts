@@ -7,6 +7,7 @@ import { parseOrThrow } from '../../shared/schemas.js';
 import { InferRequestSchema } from '../../shared/v2-schemas.js';
 import type { ApiDeps, AppEnv } from '../deps.js';
 import { readJson } from '../middleware/body.js';
+import { ownerOf } from '../owner.js';
 import { runJob } from '../predict-service.js';
 import { parsePrefer, waitSeconds } from '../prefer.js';
 import { inferResponse, planInfer } from '../v2-infer.js';
@@ -84,13 +85,14 @@ export function v2Routes(deps: ApiDeps): Hono<AppEnv> {
       );
       const run = await runJob(deps, plan.spec, {
         waitMs: Math.max(waitS, 1) * 1000,
+        owner: ownerOf(c),
         requestId: c.get('requestId'),
       });
       if (run.cacheMs !== undefined) setMetric(c, 'cache', run.cacheMs);
       if (run.status === 'accepted') {
         throw new ApiError(
           'unavailable',
-          `The inference did not finish within ${waitS} s; retry (job ${run.jobId} keeps running).`,
+          `The inference did not finish within ${waitS} s; retry (job ${run.id} keeps running).`,
           undefined,
           1,
         );
