@@ -25,6 +25,11 @@ export interface GatherItem {
   requestId?: string;
   /** Longest wait for the result, milliseconds; 0 = do not wait. */
   waitMs: number;
+  /**
+   * The in-flight claim of this input, read in the same round trip as the cache (null: none;
+   * absent: not read yet).
+   */
+  claim?: string | null;
 }
 
 /** Where a request's rows went: part `index` of job `jobId`, and the wait for that job. */
@@ -75,6 +80,13 @@ export class OnlineGatherer {
     const local = `${ownerTag(item.owner)}:${item.hash}`;
     const pending = this.local.get(local);
     if (pending) return this.follow(await pending, item.waitMs);
+    const claim =
+      item.claim !== undefined
+        ? item.claim
+        : await this.deps.redis.get(this.deps.keys.inflight(ownerTag(item.owner), item.hash));
+    // Another replica carries this input already (one of its parts): follow that job.
+    const carried = claim ? parsePartId(claim) : undefined;
+    if (carried) return this.follow({ ...carried, coalesced: true }, item.waitMs);
     const key = `${item.data.model}@${item.data.version}:${item.data.format}`;
     const placing = this.gatherer.submit(key, item);
     this.local.set(local, placing);
@@ -113,70 +125,46 @@ export class OnlineGatherer {
     const { redis, keys, hub } = this.deps;
     const jobId = newJobId();
     const claimMs = Math.max(...items.map((i) => i.waitMs), 30_000);
-    const claims = redis.pipeline();
-    items.forEach((item, i) =>
-      claims.set(
-        keys.inflight(ownerTag(item.owner), item.hash),
-        partId(jobId, i),
-        'PX',
-        claimMs,
-        'NX',
-        'GET',
-      ),
-    );
-    const claimed = (await claims.exec()) ?? [];
-    const owners = items.map((_, i) => {
-      const [err, previous] = claimed[i] ?? [];
-      return err || typeof previous !== 'string' ? undefined : parsePartId(previous);
-    });
-    const mine = items.filter((_, i) => !owners[i]);
     hub.expect(jobId);
-    const waits = new Map<GatherItem, Wait>();
-    for (const item of mine) if (item.waitMs > 0) waits.set(item, hub.wait(jobId, item.waitMs));
-    if (mine.length > 0) {
-      try {
-        await this.add(jobId, items, owners.map(Boolean));
-      } catch (err) {
-        for (const w of waits.values()) w.cancel();
-        const release = redis.pipeline();
-        for (const item of mine) release.del(keys.inflight(ownerTag(item.owner), item.hash));
-        await release.exec().catch(() => undefined);
-        throw err;
-      }
-    }
-    return Promise.all(
-      items.map((item, i) => {
-        const owner = owners[i];
-        if (owner) return this.follow({ ...owner, coalesced: true }, item.waitMs);
-        return Promise.resolve({ jobId, index: i, coalesced: false, wait: waits.get(item) });
-      }),
+    const waits = items.map((item) => (item.waitMs > 0 ? hub.wait(jobId, item.waitMs) : undefined));
+    // The claims leave with the job, not before it: a lone request pays one round trip for both.
+    // Two replicas that both missed each other's claim run the same input twice, harmlessly.
+    const claims = items.map((item, i) =>
+      redis
+        .set(keys.inflight(ownerTag(item.owner), item.hash), partId(jobId, i), 'PX', claimMs, 'NX')
+        .catch(() => null),
     );
+    try {
+      await this.add(jobId, items);
+    } catch (err) {
+      for (const w of waits) w?.cancel();
+      await Promise.all(claims);
+      const release = redis.pipeline();
+      for (const item of items) release.del(keys.inflight(ownerTag(item.owner), item.hash));
+      await release.exec().catch(() => undefined);
+      throw err;
+    }
+    return items.map((_, i) => ({ jobId, index: i, coalesced: false, wait: waits[i] }));
   }
 
-  // Part i is item i, so the claims written before the job existed name the right part; a
-  // request carried by another job keeps an empty, skipped slot.
-  private async add(jobId: string, items: GatherItem[], skipped: boolean[]): Promise<void> {
+  // Part i is item i, so the claims name the right part.
+  private async add(jobId: string, items: GatherItem[]): Promise<void> {
     const { config, queue } = this.deps;
-    const first = items.find((_, i) => !skipped[i]);
+    const [first] = items;
     if (!first) return;
-    const kept = items.filter((_, i) => !skipped[i]);
     const data: PredictJobData = {
       ...first.data,
       replyTo: this.deps.replicaId,
-      rows: kept.reduce((n, i) => n + i.data.rows, 0),
-      values: kept.flatMap((i) => i.data.values),
+      rows: items.reduce((n, i) => n + i.data.rows, 0),
+      values: items.flatMap((i) => i.data.values),
       single: false,
-      parts: items.map((item, i) =>
-        skipped[i]
-          ? { rows: 0, single: item.single, skip: true }
-          : {
-              rows: item.data.rows,
-              single: item.single,
-              cacheKey: item.cacheKey,
-              requestId: item.requestId,
-              owner: item.owner,
-            },
-      ),
+      parts: items.map((item) => ({
+        rows: item.data.rows,
+        single: item.single,
+        cacheKey: item.cacheKey,
+        requestId: item.requestId,
+        owner: item.owner,
+      })),
     };
     await queue.add(PREDICT_JOB, data, {
       jobId,

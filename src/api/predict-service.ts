@@ -66,9 +66,20 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
   const cacheKey =
     config.CACHE_TTL_S > 0 ? keys.cache(cacheScope(config, owner), spec.hash) : undefined;
   let cacheMs: number | undefined;
+  let claim: string | null | undefined;
   if (cacheKey) {
     const started = performance.now();
-    const hit = await redis.get(cacheKey);
+    let hit: string | null = null;
+    if (spec.data.tensors) hit = await redis.get(cacheKey);
+    else {
+      // The in-flight claim comes with the cache entry (one slot, one command): a miss already
+      // knows whether an identical request is running elsewhere.
+      const [entry, inflight] = await redis.mget(
+        cacheKey,
+        keys.inflight(ownerTag(owner), spec.hash),
+      );
+      [hit, claim] = [entry ?? null, inflight ?? null];
+    }
     cacheMs = performance.now() - started;
     deps.metrics.cache(hit !== null);
     if (hit) {
@@ -81,7 +92,7 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
     throw new ApiError('unavailable', 'The server is shutting down; retry.', undefined, 1);
   depth.check();
   const ids = await deps.ids.ids();
-  if (!spec.data.tensors) return runGathered(deps, spec, cacheKey, cacheMs, options);
+  if (!spec.data.tensors) return runGathered(deps, spec, { cacheKey, cacheMs, claim }, options);
   const submitted = await jobs.submit({
     data: { ...spec.data, cacheKey, owner, requestId: options.requestId },
     dedupId: `${ownerTag(owner)}-${spec.hash}`,
@@ -101,16 +112,17 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
 async function runGathered(
   deps: ApiDeps,
   spec: JobSpec,
-  cacheKey: string | undefined,
-  cacheMs: number | undefined,
+  looked: { cacheKey?: string; cacheMs?: number; claim?: string | null },
   options: RunOptions,
 ): Promise<JobRun> {
   const { single, ...data } = spec.data;
+  const { cacheKey, cacheMs } = looked;
   const placed = await deps.gather.place({
     data,
     single,
     hash: spec.hash,
     cacheKey,
+    claim: looked.claim,
     owner: options.owner,
     requestId: options.requestId,
     waitMs: options.waitMs,

@@ -76,6 +76,27 @@ describe('results go to the replica that waits for them', () => {
     }
   });
 
+  it('has a replica join the job another replica queued for the same input, and answers both', async () => {
+    await worker?.close();
+    worker = undefined;
+    const input = { features: uniqueRow(7200) };
+    const first = await post(one, '/v1/models/breast-cancer/predict', input, {
+      prefer: 'respond-async',
+    });
+    const second = post(two, '/v1/models/breast-cancer/predict', input, {
+      prefer: 'wait=20',
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const queuedBefore = await one.deps.queue.getJobCounts('waiting', 'prioritized');
+    worker = await startWorker({ config, logger: testLogger('worker') });
+    const [a, b] = (await Promise.all([first.json(), second])) as [Body, Response];
+    expect(b.status).toBe(200);
+    const body = (await b.json()) as Body;
+    // Same owner (anonymous), same queue job: the same public id, one inference.
+    expect(body).toMatchObject({ id: a.id, cached: false });
+    expect(queuedBefore.waiting + queuedBefore.prioritized).toBe(1);
+  });
+
   it('lets another replica read a result whose replica is gone (a wait outliving its replica)', async () => {
     await worker?.close();
     worker = undefined;
