@@ -11,8 +11,8 @@ interface PendingWrite {
 }
 
 /**
- * Writes result-cache entries and reply messages, gathering those of one event-loop turn
- * (typically one inference batch) into a single pipeline: one round trip for the whole batch,
+ * Writes result-cache entries and reply messages, gathering those queued together (typically
+ * one job's, or one inference batch's) into a single pipeline: one round trip for the whole batch,
  * with each cache entry written before the reply that tells a waiter about it.
  */
 export class CacheWriter {
@@ -49,7 +49,9 @@ export class CacheWriter {
       this.pending.push({ kind, key, value, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(() => this.flush());
+        // A microtask, not the next loop turn: the writes of one inference batch are queued by
+        // then, and they leave before BullMQ's bookkeeping of the job (moveToFinished).
+        queueMicrotask(() => this.flush());
       }
     });
   }
