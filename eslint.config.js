@@ -34,7 +34,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/shared/config.ts', 'src/cli/**', 'test/**', 'bench/**', 'vitest.config.ts'],
+    files: ['src/shared/config.ts', 'src/cli/**', 'test/**', 'bench/**', 'vitest.config.ts', 'vitest.unit.config.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
   {
