@@ -94,7 +94,7 @@ describe('results go to the replica that waits for them', () => {
     const body = (await b.json()) as Body;
     // Same owner (anonymous), same queue job: the same public id, one inference.
     expect(body).toMatchObject({ id: a.id, cached: false });
-    expect(queuedBefore.waiting + queuedBefore.prioritized).toBe(1);
+    expect((queuedBefore.waiting ?? 0) + (queuedBefore.prioritized ?? 0)).toBe(1);
   });
 
   it('lets another replica read a result whose replica is gone (a wait outliving its replica)', async () => {

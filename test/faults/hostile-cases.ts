@@ -8,8 +8,8 @@ export interface HostileCase {
   body?: string | Uint8Array;
 }
 
-// Deterministic bytes, so a failing case can be replayed.
-function prng(seed: number): () => number {
+/** Deterministic numbers in [0, 1) from `seed`, so that a failing case can be replayed. */
+export function prng(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
     s = (s * 1664525 + 1013904223) >>> 0;

@@ -31,12 +31,14 @@ export function limitDeclared(maxBytes: number, setting: string): MiddlewareHand
 // (cancelling destroys the socket before the 413 is written), and the rest is left for
 // closeAfterBody to drain once the answer is out.
 function limitStream(c: Context, maxBytes: number): void {
-  const source = c.req.raw.body;
+  const source = c.req.raw.body as ReadableStream<Uint8Array> | null;
   if (!source) return;
-  const reader = source.getReader();
+  // Locked only once read: a body nobody reads stays free for closeAfterBody to drain.
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let size = 0;
   const limited = new ReadableStream<Uint8Array>({
     async pull(controller) {
+      reader ??= source.getReader();
       const { done, value } = await reader.read();
       if (done) {
         reader.releaseLock();
@@ -50,6 +52,9 @@ function limitStream(c: Context, maxBytes: number): void {
         return;
       }
       controller.enqueue(value);
+    },
+    cancel() {
+      reader?.releaseLock();
     },
   });
   const init: RequestInit & { duplex: 'half' } = { body: limited, duplex: 'half' };

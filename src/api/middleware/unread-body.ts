@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Context } from 'hono';
+import type { Context, Env, Input } from 'hono';
 
 /** How long an answer to an unread body waits for the client to finish sending it, ms. */
 const LINGER_MS = 2000;
@@ -7,7 +7,7 @@ const LINGER_MS = 2000;
 const LINGER_MAX_BYTES = 64 * 1024 * 1024;
 
 /** The Node request under @hono/node-server; undefined for in-process requests. */
-export function incomingOf(c: Context): IncomingMessage | undefined {
+export function incomingOf(c: { env: unknown }): IncomingMessage | undefined {
   const env = c.env as { incoming?: IncomingMessage } | undefined;
   return env?.incoming;
 }
@@ -27,7 +27,7 @@ export function keepForDrain(request: Request, source: ReadableStream<Uint8Array
  * Whether the request sent a body that was not read to its end: an answer before or while
  * reading it (a refusal). GET and HEAD bodies are dropped by Node itself.
  */
-export function bodyUnread(c: Context): boolean {
+export function bodyUnread<E extends Env, I extends Input>(c: Context<E, string, I>): boolean {
   const incoming = incomingOf(c);
   if (!incoming || incoming.readableEnded) return false;
   if (c.req.method === 'GET' || c.req.method === 'HEAD') return false;
@@ -67,7 +67,9 @@ async function drain(body: ReadableStream<Uint8Array>): Promise<void> {
  * connection closes once the client has sent the rest of its body (bounded in time and bytes),
  * as HTTP servers' "lingering close" does.
  */
-export async function closeAfterBody(c: Context): Promise<Response> {
+export async function closeAfterBody<E extends Env, I extends Input>(
+  c: Context<E, string, I>,
+): Promise<Response> {
   const answer = c.res;
   if (NULL_BODY_STATUSES.has(answer.status)) {
     c.header('Connection', 'close');
@@ -77,7 +79,7 @@ export async function closeAfterBody(c: Context): Promise<Response> {
   const headers = new Headers(answer.headers);
   headers.set('Connection', 'close');
   headers.set('Content-Length', String(bytes.byteLength));
-  const source = sources.get(c.req.raw) ?? c.req.raw.body;
+  const source = sources.get(c.req.raw) ?? (c.req.raw.body as ReadableStream<Uint8Array> | null);
   const body = new ReadableStream<Uint8Array>({
     async start(controller) {
       if (bytes.byteLength > 0) controller.enqueue(bytes);
