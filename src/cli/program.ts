@@ -43,10 +43,41 @@ function clientFor(options: ConnectionOptions): InferqClient {
   return new InferqClient({ url: options.url, apiKey: options.apiKey });
 }
 
-function program(): Command {
+// Children of `inferq start`, tests and benchmarks get it (see main.ts); not for users.
+const exitWithParent = () => new Option('--exit-with-parent [pid]').hideHelp();
+
+/** The server commands: each loads its own code only when run. */
+function serverCommands(root: Command): void {
+  root
+    .command('api')
+    .description('run the HTTP API (settings from the environment; see docs)')
+    .addOption(exitWithParent())
+    .action(async () => (await import('../api/main.js')).main());
+  root
+    .command('worker')
+    .description('run an inference worker (run as many as you like, on many hosts)')
+    .addOption(exitWithParent())
+    .action(async () => (await import('../worker/main.js')).main());
+  root
+    .command('start')
+    .description(
+      'run the API and one worker locally (and a private redis-server if none answers at REDIS_URL)',
+    )
+    .addOption(exitWithParent())
+    .action(async () => (await import('./start.js')).main());
+}
+
+/** Every `inferq` command under one parser: `inferq <command> --help` prints its help. */
+export function program(): Command {
   const root = new Command('inferq')
+    .description('Queue-backed ONNX inference: API, workers and producer commands.')
     .exitOverride()
-    .showHelpAfterError('(run with --help for usage)');
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      '\nClient commands reach the server at --url (default $INFERQ_URL or http://127.0.0.1:8080).\nServer settings come from the environment.',
+    );
+  serverCommands(root);
   withConnection(
     root
       .command('predict')
@@ -88,10 +119,15 @@ function program(): Command {
   return root;
 }
 
-/** Runs `inferq predict|batch|results ...`; failures print one line and set exit code 1. */
+/** Runs `inferq <command> ...`; failures print one line and set exit code 1. */
 export async function main(args: string[]): Promise<void> {
   try {
-    await program().parseAsync(args, { from: 'user' });
+    const root = program();
+    if (args.length === 0) {
+      root.outputHelp();
+      return;
+    }
+    await root.parseAsync(args, { from: 'user' });
   } catch (err) {
     // Commander has already printed its own usage errors.
     if (err instanceof CommanderError) {
