@@ -3,7 +3,9 @@
 //  - Commands per prediction (online cache miss, online cache hit, batch row), split into
 //    round trips (commands clients send, EVALSHA counted once) and commands run inside Lua
 //    scripts, from MONITOR; background commands of an idle deployment are subtracted.
-//  - Throughput of the one worker and Redis main-thread CPU per prediction, without MONITOR.
+//  - Throughput of the one worker, Redis CPU (INFO cpu, every thread) and commands (INFO
+//    commandstats, those inside scripts included) per prediction, without MONITOR.
+// `npm run bench` measures the same per-prediction figures against issue 11's targets.
 // Every process it starts is stopped by pid. Numbers vary ~2-3x on a shared 2-core machine.
 import { loadavg } from 'node:os';
 import { Redis } from 'ioredis';
@@ -13,6 +15,8 @@ import { createLogger } from '../src/shared/logger.js';
 import { PREDICT_JOB } from '../src/shared/jobs.js';
 import { waitForReady } from '../src/shared/redis.js';
 import { freePort, Processes, startInferq, startRedis } from './lib/procs.js';
+import { uniqueRow } from './lib/rows.js';
+import { costBetween, perUnit, redisSnapshot, type RedisCost } from './lib/redis-info.js';
 import { round } from './lib/stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -21,9 +25,8 @@ const BATCH_ROWS = quick ? 2000 : 10_000;
 const THROUGHPUT = quick ? 1000 : 5000;
 const THROUGHPUT_BATCH = quick ? 10_000 : 50_000;
 
-/** A breast-cancer row unique to `n` (and to this run's `salt`). */
-const row = (salt: number, n: number) =>
-  Array.from({ length: 30 }, (_, i) => salt + i + n / 65_536);
+/** A breast-cancer row unique to `n` (and to this run's `salt`), also in float32. */
+const row = (salt: number, n: number) => uniqueRow(salt * 1_000_000 + n, 30);
 
 interface Counts {
   roundTrips: number;
@@ -64,12 +67,6 @@ function topOf(counts: Map<string, number>, units: number): string {
     .slice(0, 10)
     .map(([k, v]) => `${k} ${round(v / units, 3)}`)
     .join(', ');
-}
-
-async function mainThreadCpuS(admin: Redis): Promise<number> {
-  const info = await admin.info('cpu');
-  const value = (key: string) => Number(new RegExp(`${key}:([\\d.]+)`).exec(info)?.[1] ?? 0);
-  return value('used_cpu_user_main_thread') + value('used_cpu_sys_main_thread');
 }
 
 async function inParallel(count: number, concurrency: number, one: (n: number) => Promise<void>) {
@@ -181,14 +178,14 @@ async function main(): Promise<void> {
     await count('online hit, 64 concurrent', ONLINE, () => predicts(api!, 110, ONLINE, 64));
     await count(`batch row (${BATCH_ROWS} rows)`, BATCH_ROWS, () => batch(api!, 200, BATCH_ROWS));
 
-    const speeds: [string, { perS: number; redisCpuUs: number }][] = [];
+    const speeds: [string, { perS: number; cost: RedisCost }][] = [];
     const timed = async (label: string, units: number, run: () => Promise<void>) => {
-      const cpu0 = await mainThreadCpuS(admin);
+      const before = await redisSnapshot(admin);
       const t0 = performance.now();
       await run();
       const s = (performance.now() - t0) / 1000;
-      const cpuUs = ((await mainThreadCpuS(admin)) - cpu0) * 1e6;
-      speeds.push([label, { perS: Math.round(units / s), redisCpuUs: round(cpuUs / units) }]);
+      const cost = perUnit(costBetween(before, await redisSnapshot(admin)), units);
+      speeds.push([label, { perS: Math.round(units / s), cost }]);
     };
     await timed('online miss, 256 concurrent', THROUGHPUT, () =>
       predicts(api!, 300, THROUGHPUT, 256),
@@ -215,8 +212,13 @@ async function main(): Promise<void> {
     console.log('| per prediction | round trips | inside Lua | top round trips |');
     for (const [label, c] of counts)
       console.log(`| ${label} | ${c.roundTrips} | ${c.inScripts} | ${c.top} |`);
-    console.log('\n| one worker process | predictions/s | Redis CPU µs per prediction |');
-    for (const [label, t] of speeds) console.log(`| ${label} | ${t.perS} | ${t.redisCpuUs} |`);
+    console.log(
+      '\n| one worker process | predictions/s | Redis CPU µs per prediction | commands (INFO commandstats) | scripts |',
+    );
+    for (const [label, t] of speeds)
+      console.log(
+        `| ${label} | ${t.perS} | ${round(t.cost.cpuUs)} | ${round(t.cost.commands)} | ${round(t.cost.scripts)} |`,
+      );
     console.log('');
     for (const [label, c] of counts) console.log(`inside Lua, ${label}: ${c.lua}`);
   } finally {

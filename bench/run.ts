@@ -1,68 +1,175 @@
-// `npm run bench [-- --quick]`: brings up its own Redis, API and worker processes, runs every
-// scenario in one run, prints a table with each target's PASS/MISS, writes
-// bench/results/<date>.json and SVG plots. Every process it starts is stopped by pid.
-import { spawn } from 'node:child_process';
+// `npm run bench [-- --quick]`: brings up its own redis-server, API and worker processes, measures
+// every target of issue 11 (requirement 3) in one run, prints the tables with each target's
+// PASS/MISS and writes bench/results/<date>.json (and, on a full run, the SVG plots). Load comes
+// from processes of its own; every process the bench starts is stopped by pid, also on failure.
+// A scenario that fails is reported as such and makes the run exit 1; a missed target does not.
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { ndjsonPipeline, ndjsonRows, rawInference } from './limits.js';
-import { runLoad } from './lib/load.js';
+import { inferqEnv, sleep, startApi, startWorker, warmUp } from './lib/deployment.js';
+import { merge, type Bench, type Run } from './lib/measure.js';
 import { lineChart } from './lib/plot.js';
-import { freePort, Processes, rssMb, startInferq, startRedis, waitHttp } from './lib/procs.js';
+import { freePort, Processes, startRedis } from './lib/procs.js';
+import { costBetween, redisSnapshot } from './lib/redis-info.js';
+import { RowNumbers } from './lib/rows.js';
 import { round } from './lib/stats.js';
+import { replicas, roundTrips, waiters } from './lib/topology.js';
+import { formatTable, judge, type Outcome, type Report } from './report.js';
 import * as s from './scenarios.js';
-import { formatTable, judge, type Report } from './report.js';
 
 const quick = process.argv.includes('--quick');
-const DURATION_S = quick ? 3 : 10;
+/** Seconds of each load run; hit, miss and bare runs alternate `ROUNDS` times. */
+const DURATION_S = quick ? 2 : 8;
+const ROUNDS = quick ? 1 : 2;
+/** Seconds of load that warm each path up (JIT, connection pools) before it is measured. */
+const WARM_S = quick ? 1 : 2;
 const BATCH_ROWS = quick ? 20_000 : 100_000;
 const WAITERS = quick ? 2_000 : 10_000;
+/** Whole-run limit: a service that hangs must not hang CI. */
+const WATCHDOG_S = quick ? 360 : 1500;
+const t0 = performance.now();
+const log = (msg: string) =>
+  process.stderr.write(`[bench ${Math.round((performance.now() - t0) / 1000)}s] ${msg}\n`);
 
-async function bareRoute(procs: Processes, redisUrl: string): Promise<number> {
+async function startBare(procs: Processes, redisUrl: string): Promise<string> {
   const port = await freePort();
+  const script = fileURLToPath(new URL('./bare-server.ts', import.meta.url));
   const child = procs.track(
-    spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        fileURLToPath(new URL('./bare-server.ts', import.meta.url)),
-        redisUrl,
-        String(port),
-      ],
+    spawn(process.execPath, ['--import', 'tsx', script, redisUrl, String(port)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', () => resolve());
+    child.once('exit', (code) => reject(new Error(`bare server exited ${code}`)));
+  });
+  return `http://127.0.0.1:${port}/v1/models/breast-cancer/predict`;
+}
+
+async function attempt<T extends object>(
+  label: string,
+  run: () => Promise<T>,
+): Promise<Outcome<T>> {
+  log(label);
+  try {
+    return await run();
+  } catch (err) {
+    log(`${label} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+function source(): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8' }).trim();
+    const dirty = git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean).length;
+    return `commit ${git('rev-parse', '--short', 'HEAD')}${dirty ? ` + ${dirty} uncommitted files in src/` : ''}`;
+  } catch {
+    return 'commit unknown';
+  }
+}
+
+/** Alternates bare, hit and miss runs so that drift on a shared machine hits them alike. */
+async function online(b: Bench, apiUrl: string, bareUrl: string, report: Report): Promise<void> {
+  const [bare, hit64, miss64, hit1, miss1]: [Run[], Run[], Run[], Run[], Run[]] = [
+    [],
+    [],
+    [],
+    [],
+    [],
+  ];
+  log('online: warm-up of the bare route, hits and misses at 64 connections (not measured)');
+  await s.bareRoute(b, bareUrl, WARM_S);
+  await s.cacheHit(b, apiUrl, 64, WARM_S);
+  await s.cacheMiss(b, apiUrl, 64, WARM_S);
+  for (let round = 1; round <= ROUNDS; round++) {
+    log(`online round ${round}/${ROUNDS}: bare @64, hit @64, miss @64, hit @1, miss @1`);
+    bare.push(await s.bareRoute(b, bareUrl, DURATION_S));
+    hit64.push(await s.cacheHit(b, apiUrl, 64, DURATION_S));
+    miss64.push(await s.cacheMiss(b, apiUrl, 64, DURATION_S));
+    hit1.push(await s.cacheHit(b, apiUrl, 1, DURATION_S));
+    miss1.push(await s.cacheMiss(b, apiUrl, 1, DURATION_S));
+  }
+  report.bare = merge(64, bare);
+  report.hit = [merge(1, hit1), merge(64, hit64)];
+  report.miss = [merge(1, miss1), merge(64, miss64)];
+  if (!quick) {
+    log('online: miss @16 and @256 (latency against concurrency)');
+    for (const c of [16, 256])
+      report.miss.push(merge(c, [await s.cacheMiss(b, apiUrl, c, DURATION_S)]));
+    report.miss.sort((x, y) => x.connections - y.connections);
+  }
+  log('online: Server-Timing of sequential hits and misses');
+  report.breakdown = await s.breakdowns(b, apiUrl, 50);
+}
+
+function writeResults(report: Report): void {
+  const dir = fileURLToPath(new URL('./results/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  const stamp = report.date.slice(0, 19).replace(/[:T]/g, '-');
+  writeFileSync(`${dir}${stamp}${quick ? '-quick' : ''}.json`, JSON.stringify(report, null, 2));
+  if (quick) return;
+  writeFileSync(
+    `${dir}latency-vs-concurrency.svg`,
+    lineChart(
+      (['p50', 'p90', 'p99'] as const).map((p) => ({
+        name: `miss ${p}`,
+        points: report.miss.map((m) => [m.connections, m[p]] as [number, number]),
+      })),
       {
-        stdio: ['ignore', 'pipe', 'inherit'],
+        title: 'Cache-miss latency against concurrency (breast-cancer)',
+        xLabel: 'connections',
+        yLabel: 'ms',
+        logX: true,
       },
     ),
   );
-  await new Promise<void>((resolve) => child.stdout?.once('data', () => resolve()));
-  const load = await runLoad({
-    url: `http://127.0.0.1:${port}/get`,
-    method: 'POST',
-    connections: 64,
-    durationS: DURATION_S,
-    body: '{}',
-  });
-  await procs.stop(child);
-  return load.reqPerSec;
+  writeFileSync(
+    `${dir}throughput-vs-batch.svg`,
+    lineChart(
+      [...new Set(report.raw.map((r) => r.model))].map((m) => ({
+        name: m,
+        points: report.raw
+          .filter((r) => r.model === m)
+          .map((r) => [r.batch, round(r.rowsPerSec / 1000, 1)] as [number, number]),
+      })),
+      {
+        title: 'Raw onnxruntime-node throughput against batch size',
+        xLabel: 'batch size',
+        yLabel: 'k rows/s',
+        logX: true,
+      },
+    ),
+  );
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
   const procs = new Processes();
-  const cleanup = () => void procs.stopAll().then(() => process.exit(130));
-  process.once('SIGINT', cleanup);
-  process.once('SIGTERM', cleanup);
-  const report: Report = {
+  const stop = () => void procs.stopAll().then(() => process.exit(130));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  setTimeout(() => {
+    log(`still running after ${WATCHDOG_S} s: stopping every process`);
+    void procs.stopAll().then(() => process.exit(1));
+  }, WATCHDOG_S * 1000).unref();
+  const report = {
     date: new Date().toISOString(),
     quick,
     machine: `${process.platform} ${process.arch}, node ${process.version}`,
+    source: source(),
+    loadAverage: [round(loadavg()[0] ?? NaN, 1), NaN],
   } as Report;
+  let admin: Redis | undefined;
   try {
-    const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
     log('limits: raw inference');
     report.raw = await rawInference(
       ['breast-cancer', 'digits', 'digits-cnn'],
       [1, 8, 64, 256],
-      quick ? 0.3 : 1,
+      quick ? 0.2 : 1,
     );
     log('limits: in-process NDJSON pipeline');
     const ndjson = ndjsonRows(BATCH_ROWS, 30);
@@ -71,106 +178,54 @@ async function main(): Promise<void> {
     const redisPort = await freePort();
     await startRedis(procs, redisPort);
     const redisUrl = `redis://127.0.0.1:${redisPort}`;
-    log('limits: bare Hono + one Redis GET');
-    report.bareReqPerSec = await bareRoute(procs, redisUrl);
-
-    const apiPort = await freePort();
-    const env = {
-      REDIS_URL: redisUrl,
-      PORT: String(apiPort),
-      HOST: '127.0.0.1',
-      QUEUE_PREFIX: '{bench}',
-      WORKER_METRICS_PORT: '0',
-      MAX_QUEUE_DEPTH: '0',
-    };
-    const api = startInferq(procs, 'api', env);
-    const worker1 = startInferq(procs, 'worker', env);
-    const target = { apiUrl: `http://127.0.0.1:${apiPort}`, redisUrl };
-    await waitHttp(`${target.apiUrl}/health/ready`);
-    await new Promise((r) => setTimeout(r, 1000));
-
-    log('online: cache hit');
-    report.hit = [
-      await s.cacheHit(target, 1, DURATION_S),
-      await s.cacheHit(target, 64, DURATION_S),
-    ];
-    log('online: cache miss');
-    report.miss = [];
-    for (const c of [1, 16, 64, 256])
-      report.miss.push(await s.cacheMiss(target, 'breast-cancer', 30, c, DURATION_S));
-    log('redis cost: online');
-    report.redisPerMiss = await s.onlineRedisCost(target, quick ? 1000 : 5000);
-    log(`batch: ${BATCH_ROWS} rows`);
-    report.batch = await s
-      .batchEndToEnd(target, ndjson, BATCH_ROWS)
-      .catch((err: unknown) => ({ error: String(err) }));
-    log('workers: 1 and 2 on digits');
-    report.workers = [{ workers: 1, ...(await s.cacheMiss(target, 'digits', 64, 64, DURATION_S)) }];
-    const worker2 = startInferq(procs, 'worker', env);
-    await new Promise((r) => setTimeout(r, 3000));
-    report.workers.push({
-      workers: 2,
-      ...(await s.cacheMiss(target, 'digits', 64, 64, DURATION_S)),
-    });
-
-    log(`waiters: ${WAITERS} long-polls`);
-    await procs.stop(worker1);
-    await procs.stop(worker2);
-    report.waiters = await s.waiters(
-      target,
-      WAITERS,
-      () => {
-        startInferq(procs, 'worker', env);
-        return Promise.resolve();
-      },
-      () => rssMb(api.pid),
+    admin = new Redis(redisUrl);
+    const b: Bench = { redisUrl, admin, procs, rows: new RowNumbers() };
+    const env = inferqEnv(redisUrl);
+    const bareUrl = await startBare(procs, redisUrl);
+    const worker = startWorker(procs, env);
+    const api = await startApi(procs, env);
+    await warmUp(api.url, b.rows, 50);
+    log('idle: Redis CPU of the idle deployment');
+    const idle = await redisSnapshot(admin);
+    await sleep(3000);
+    report.redisIdleCpuMsPerS = costBetween(idle, await redisSnapshot(admin)).cpuUs / 3000;
+    await online(b, api.url, bareUrl, report);
+    report.batch = await attempt(`batch: ${BATCH_ROWS} rows`, () =>
+      s.batchEndToEnd(b, api.url, ndjson, BATCH_ROWS),
     );
+    report.replicas = await attempt('replicas: lone misses with 1 API replica, then 3', () =>
+      replicas(b, api.url, env, DURATION_S),
+    );
+    await procs.stop(api.child);
+    await procs.stop(worker);
+    report.roundTrips = await attempt(
+      'round trips: lone miss through a proxy at D = 0 and 2 ms',
+      () => roundTrips(b, redisPort, ROUNDS, DURATION_S),
+    );
+    report.waiters = await attempt(`waiters: ${WAITERS} long-polls`, () =>
+      waiters(b, inferqEnv(redisUrl, '{benchwait}'), WAITERS),
+    );
+    report.loadAverage[1] = round(loadavg()[0] ?? NaN, 1);
+    report.seconds = (performance.now() - t0) / 1000;
     judge(report);
-    const dir = fileURLToPath(new URL('./results/', import.meta.url));
-    mkdirSync(dir, { recursive: true });
-    const stamp = report.date.slice(0, 19).replace(/[:T]/g, '-');
-    writeFileSync(`${dir}${stamp}${quick ? '-quick' : ''}.json`, JSON.stringify(report, null, 2));
-    writeFileSync(
-      `${dir}latency-vs-concurrency.svg`,
-      lineChart(
-        (['p50', 'p90', 'p99'] as const).map((p) => ({
-          name: `miss ${p}`,
-          points: report.miss.map((m) => [m.connections, m[p]] as [number, number]),
-        })),
-        {
-          title: 'Cache-miss latency against concurrency (breast-cancer)',
-          xLabel: 'connections',
-          yLabel: 'ms',
-          logX: true,
-        },
-      ),
-    );
-    writeFileSync(
-      `${dir}throughput-vs-batch.svg`,
-      lineChart(
-        [...new Set(report.raw.map((r) => r.model))].map((m) => ({
-          name: m,
-          points: report.raw
-            .filter((r) => r.model === m)
-            .map((r) => [r.batch, round(r.rowsPerSec / 1000, 1)] as [number, number]),
-        })),
-        {
-          title: 'Raw onnxruntime-node throughput against batch size',
-          xLabel: 'batch size',
-          yLabel: 'k rows/s',
-          logX: true,
-        },
-      ),
-    );
+    writeResults(report);
     process.stdout.write(formatTable(report));
+    const failures = [report.batch, report.replicas, report.roundTrips, report.waiters].filter(
+      (o) => 'error' in o,
+    ).length;
+    return failures ? 1 : 0;
   } finally {
+    admin?.disconnect();
     await procs.stopAll();
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(
-    `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-  );
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(
+      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  },
+);
