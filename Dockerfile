@@ -5,8 +5,9 @@
 #   docker run -p 8080:8080 -e REDIS_URL=redis://host:6379 inferq          # API (default CMD)
 #   docker run -e REDIS_URL=redis://host:6379 inferq worker                 # inference worker
 #
-# bin/inferq.js runs the TypeScript sources through tsx (a production dependency), so the
-# image ships src/ as is: there is no build step, only production node_modules.
+# A build stage compiles src/ to dist/ (`npm run build:service`); the runtime stage ships dist/,
+# bin/, models/ and production node_modules only, so bin/inferq.js runs compiled JavaScript (no
+# TypeScript sources, no tsx, no compiler in the image).
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
@@ -31,6 +32,22 @@ RUN --mount=type=cache,target=/root/.npm \
  && find node_modules/onnxruntime-node/bin -mindepth 3 -maxdepth 3 -type d ! -name "$arch" -exec rm -rf {} +
 
 # ---------------------------------------------------------------------------------------------
+# build: every dependency (the compiler and type packages too), then src/ compiled to dist/.
+# ---------------------------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+ENV ONNXRUNTIME_NODE_INSTALL=skip \
+    npm_config_update_notifier=false \
+    npm_config_fund=false \
+    npm_config_audit=false
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build:service && rm dist/.tsbuildinfo
+
+# ---------------------------------------------------------------------------------------------
 # runtime: slim Node, non-root, no compilers, no npm cache, no dev dependencies.
 # ---------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
@@ -41,12 +58,11 @@ ENV NODE_ENV=production \
 WORKDIR /app
 
 # Everything the app reads is owned by root and read-only for the runtime user: the process
-# cannot rewrite its own code or models. The only writes are tsx's transform cache in /tmp
-# (mount an emptyDir there when the root filesystem is read-only, as k8s/ does).
+# cannot rewrite its own code or models. With no src/ beside it, bin/inferq.js always runs dist/.
 COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
 COPY package.json package-lock.json ./
 COPY bin ./bin
-COPY src ./src
 COPY models ./models
 
 # The `node` user (uid/gid 1000) of the official image; numeric so that Kubernetes'

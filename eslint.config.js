@@ -6,9 +6,10 @@ export default tseslint.config(
   {
     ignores: [
       'node_modules/**',
-      'dist/**',
+      '**/dist/**',
       '.inferq/**',
       'bin/**',
+      'packages/*/bin/**',
       'models/**',
       'bench/results/**',
     ],
@@ -17,7 +18,11 @@ export default tseslint.config(
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+      parserOptions: {
+        // Build scripts of packages/ run as plain Node, outside tsconfig.json.
+        projectService: { allowDefaultProject: ['packages/*/scripts/*.mjs'] },
+        tsconfigRootDir: import.meta.dirname,
+      },
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
@@ -34,7 +39,14 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/shared/config.ts', 'src/cli/**', 'test/**', 'bench/**', 'vitest.config.ts', 'vitest.unit.config.ts'],
+    files: [
+      'src/shared/config.ts',
+      'src/cli/**',
+      'test/**',
+      'bench/**',
+      'vitest.config.ts',
+      'vitest.unit.config.ts',
+    ],
     rules: { 'no-restricted-properties': 'off' },
   },
   {

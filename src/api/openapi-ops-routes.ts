@@ -175,6 +175,29 @@ export const opsPaths: ZodOpenApiPathsObject = {
       responses: { '200': text('HTML.', 'text/html') },
     },
   },
+  '/docs/assets/{name}': {
+    get: {
+      tags: ['operations'],
+      summary: "A file of /docs' page (Swagger UI, served from the package; no CDN).",
+      requestParams: {
+        path: z.object({
+          name: z.enum(['swagger-ui-bundle.js', 'swagger-ui.css', 'favicon-32x32.png', 'init.js']),
+        }),
+      },
+      responses: {
+        '200': {
+          description: 'The file (with an ETag; 304 when If-None-Match matches).',
+          content: {
+            'text/javascript': { schema: z.string() },
+            'text/css': { schema: z.string() },
+            'image/png': { schema: z.string() },
+          },
+        },
+        '304': { description: 'Not modified.' },
+        ...errors('not_found'),
+      },
+    },
+  },
   '/admin/queues': {
     get: {
       tags: ['admin'],

@@ -1,8 +1,7 @@
-import type { BatchStatus, BatchView } from '../shared/batches.js';
+// Only dependency-free shared files: the client package ships their declarations.
 import type { ErrorDetail, JobFailure } from '../shared/errors.js';
 import type { InstanceResult, RawTensor } from '../shared/jobs.js';
-import type { Task } from '../shared/model-repository.js';
-import type { Datatype, TensorSpec } from '../shared/onnx-metadata.js';
+import type { BatchStatus, BatchView, Datatype, Task, TensorSpec } from '../shared/public-types.js';
 
 export type {
   BatchStatus,

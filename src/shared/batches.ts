@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { ErrorDetail, JobFailure } from './errors.js';
+import type { BatchView } from './public-types.js';
 import { FeatureSchema, ModelNameSchema, VersionSchema } from './schemas.js';
 
 /** BullMQ job name of one chunk of a batch (on the same queue as online predictions). */
@@ -37,27 +38,7 @@ export const BatchQuerySchema = z.object({
 });
 export type BatchQuery = z.infer<typeof BatchQuerySchema>;
 
-/** Public status of a batch. */
-export type BatchStatus = 'queued' | 'running' | 'completed' | 'cancelled';
-
-/** GET /v1/batches/{id}: progress of a batch; `completed + failed + pending = total`. */
-export interface BatchView {
-  id: string;
-  status: BatchStatus;
-  model: string;
-  version: string;
-  total: number;
-  completed: number;
-  /** Rows that failed, cancelled rows included. */
-  failed: number;
-  /** Rows queued or running. */
-  pending: number;
-  /** Rows cancelled before they ran (counted in `failed` too); present when some were. */
-  cancelled?: number;
-  createdAt: string;
-  /** Set once every row has an outcome. */
-  finishedAt?: string;
-}
+export type { BatchStatus, BatchView } from './public-types.js';
 
 /** The stored record of a batch: its view plus how it is cut into chunks. */
 export interface BatchRecord extends BatchView {

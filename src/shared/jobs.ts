@@ -1,4 +1,4 @@
-import type { Datatype } from './onnx-metadata.js';
+import type { Datatype } from './public-types.js';
 
 /** The payload of one prediction job in the BullMQ queue. */
 export interface PredictJobData {

@@ -5,12 +5,12 @@ import { z } from 'zod';
 import { ApiError } from './errors.js';
 import type { Logger } from './logger.js';
 import { readOnnxSignature, type TensorSpec } from './onnx-metadata.js';
+import type { Task } from './public-types.js';
 
 /** Model and version names allowed in the repository and in URLs. */
 export const MODEL_NAME_RE = /^[a-z0-9][a-z0-9._-]*$/;
 
-/** What a model's outputs mean. */
-export type Task = 'classification' | 'regression' | 'raw';
+export type { Task } from './public-types.js';
 
 /** The optional model.json beside each model.onnx. */
 export const ModelCardSchema = z.object({

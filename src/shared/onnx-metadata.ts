@@ -1,30 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import protoPkg from 'onnx-proto';
+import type { Datatype, TensorSpec } from './public-types.js';
 
 const { onnx } = protoPkg;
 
-/** Open Inference Protocol tensor datatypes. */
-export type Datatype =
-  | 'BOOL'
-  | 'UINT8'
-  | 'UINT16'
-  | 'UINT32'
-  | 'UINT64'
-  | 'INT8'
-  | 'INT16'
-  | 'INT32'
-  | 'INT64'
-  | 'FP16'
-  | 'FP32'
-  | 'FP64'
-  | 'BYTES';
-
-/** A named tensor of a model: datatype and shape, -1 for a free dimension. */
-export interface TensorSpec {
-  name: string;
-  datatype: Datatype;
-  shape: number[];
-}
+export type { Datatype, TensorSpec } from './public-types.js';
 
 /** Inputs and outputs of an ONNX graph. */
 export interface OnnxSignature {

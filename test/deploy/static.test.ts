@@ -34,6 +34,7 @@ import {
   TriggerAuthentication,
   type ITriggerAuthentication,
 } from '@kubernetes-models/keda/keda.sh/v1alpha1/TriggerAuthentication';
+import { program } from '../../src/cli/program.js';
 import { ConfigSchema, loadConfig } from '../../src/shared/config.js';
 import { PREDICT_QUEUE } from '../../src/shared/keys.js';
 
@@ -48,10 +49,10 @@ type Doc = {
 type Container = IIoK8sApiCoreV1Container;
 
 // ---------------------------------------------------------------------------------------------
-// The commands `node bin/inferq.js <command>` understands, read from the CLI's own switch.
+// The server commands `node bin/inferq.js <command>` understands, read from the CLI's parser.
 // ---------------------------------------------------------------------------------------------
-const cliSource = read('src/cli/main.ts');
-const CLI_COMMANDS = ['api', 'worker', 'start'].filter((c) => cliSource.includes(`case '${c}':`));
+const cliCommands = program().commands.map((c) => c.name());
+const CLI_COMMANDS = ['api', 'worker', 'start'].filter((c) => cliCommands.includes(c));
 
 /** Settings that the deployment files may set beyond src/shared/config.ts (announced ones). */
 const EXTRA_SETTINGS = new Set(['WORKER_METRICS_PORT', 'NODE_ENV']);
@@ -161,10 +162,21 @@ describe('Dockerfile', () => {
           .filter((a) => !a.startsWith('--'))
           .slice(0, -1),
       );
-    for (const need of ['package.json', 'package-lock.json', 'bin', 'src', 'models']) {
+    for (const need of ['package.json', 'package-lock.json', 'bin', 'models']) {
       expect(copied, `COPY ${need}`).toContain(need);
     }
     for (const path of copied) expect(existsSync(join(root, path)), path).toBe(true);
+    // Compiled JavaScript only, made by a stage of this Dockerfile: no sources, no host dist/.
+    expect(copied).not.toContain('src');
+    expect(copied).not.toContain('dist');
+    const fromBuild = inFinal('COPY').find((c) => /\s\/app\/dist\s/.test(` ${c.args} `));
+    const buildStage = /--from=(\w+)/.exec(fromBuild?.args ?? '')?.[1];
+    expect(buildStage, 'COPY --from=<stage> /app/dist').toBeDefined();
+    const stageIndex = dockerfile.find(
+      (i) => i.op === 'FROM' && new RegExp(`\\sAS\\s+${buildStage}$`, 'i').test(i.args),
+    )!.stage;
+    const buildRuns = dockerfile.filter((i) => i.op === 'RUN' && i.stage === stageIndex);
+    expect(buildRuns.some((r) => /\bnpm run build\b/.test(r.args))).toBe(true);
   });
 
   it('runs as a non-root user', () => {
@@ -191,7 +203,7 @@ describe('Dockerfile', () => {
 
   it('names an entry point and default command that exist', () => {
     expect(existsSync(join(root, 'bin/inferq.js'))).toBe(true);
-    expect(read('bin/inferq.js')).toContain('../src/cli/main.ts');
+    expect(read('bin/inferq.js')).toContain('dist/cli/main.js');
     expect(CLI_COMMANDS).toEqual(['api', 'worker', 'start']);
     for (const c of jsonArgs(inFinal('CMD').at(-1)) as string[]) expect(CLI_COMMANDS).toContain(c);
   });
@@ -251,6 +263,8 @@ describe('.dockerignore', () => {
       '.env',
       '.inferq/redis/appendonly.aof',
       'test/api/predict.test.ts',
+      'dist/cli/main.js',
+      'packages/client/dist/client/index.js',
     ]) {
       expect(excluded(p), p).toBe(true);
     }
@@ -263,6 +277,8 @@ describe('.dockerignore', () => {
       'bin/inferq.js',
       'src/cli/main.ts',
       'src/worker/inference-thread.js',
+      'tsconfig.json',
+      'tsconfig.build.json',
       'models/breast-cancer/1.0.0/model.onnx',
     ]) {
       expect(excluded(p), p).toBe(false);
