@@ -10,7 +10,12 @@ import { REDIS_URL, removeKeys, testConfig, testLogger } from '../helpers/env.js
 // Response bodies are untyped JSON.
 type Body = any;
 
-const post = (api: ApiHandle, path: string, body: unknown, headers: Record<string, string> = {}) =>
+const post = async (
+  api: ApiHandle,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> =>
   api.app.request(path, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },

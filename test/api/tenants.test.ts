@@ -41,7 +41,7 @@ describe('tenants: every job, part, batch and stream belongs to its key (real pr
       headers: { 'content-type': 'application/json', ...headers, ...(init.headers ?? {}) },
     });
     const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as Body, res };
+    return { status: res.status, body: text ? JSON.parse(text) : undefined, res };
   };
   const post = (path: string, headers: Record<string, string>, body: unknown) =>
     call(path, headers, { method: 'POST', body: JSON.stringify(body) });
