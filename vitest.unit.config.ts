@@ -12,6 +12,7 @@ export default defineConfig({
       'test/cli/rows.test.ts',
       'test/client/streams.test.ts',
       'test/deploy/*.test.ts',
+      'test/docs/*.test.ts',
       'test/shared/config.test.ts',
       'test/shared/errors.test.ts',
       'test/shared/model-repository.test.ts',
