@@ -1,4 +1,5 @@
 import type { Queue } from 'bullmq';
+import { ApiError } from '../shared/errors.js';
 import type { RedisClient } from '../shared/redis.js';
 import type { Config } from '../shared/config.js';
 import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
@@ -47,4 +48,10 @@ export interface AppEnv {
     /** SHA-256 (hex) of the request's API key, set by the auth middleware. */
     apiKeyId: string | undefined;
   };
+}
+
+/** Refuses new work with 503 once shutdown began (work already accepted is still answered). */
+export function assertAccepting(deps: Pick<ApiDeps, 'isShuttingDown'>): void {
+  if (deps.isShuttingDown())
+    throw new ApiError('unavailable', 'The server is shutting down; retry.', undefined, 1);
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { ZodOpenApiPathsObject } from 'zod-openapi';
-import { BatchQuerySchema, BatchRequestSchema } from '../shared/batches.js';
+import { BatchQuerySchema, BatchRequestSchema, MAX_JSON_BATCH_ITEMS } from '../shared/batches.js';
 import { LiveRequestSchema } from '../shared/ws-schemas.js';
 import {
   API_KEY_SECURITY,
@@ -21,7 +21,7 @@ import {
 
 // Items are checked one by one against the model (checkItem); this is their documented shape.
 const BatchBody = BatchRequestSchema.extend({
-  items: z.array(BatchItemSchema).min(1).max(10_000),
+  items: z.array(BatchItemSchema).min(1).max(MAX_JSON_BATCH_ITEMS),
 }).meta({
   id: 'BatchRequest',
 });

@@ -8,7 +8,7 @@ import {
 } from '../shared/jobs.js';
 import type { ModelVersion } from '../shared/model-repository.js';
 import type { ValidatedInput } from '../shared/schemas.js';
-import type { ApiDeps } from './deps.js';
+import { assertAccepting, type ApiDeps } from './deps.js';
 import { JobService, type ResultBody } from './job-service.js';
 import { cacheScope } from './owner.js';
 import { ownerTag, PublicIds, type JobRef, type Owner } from './public-ids.js';
@@ -88,8 +88,7 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
       return { status: 'completed', id, result, cached: true, cacheMs };
     }
   }
-  if (deps.isShuttingDown())
-    throw new ApiError('unavailable', 'The server is shutting down; retry.', undefined, 1);
+  assertAccepting(deps);
   depth.check();
   const ids = await deps.ids.ids();
   if (!spec.data.tensors) return runGathered(deps, spec, { cacheKey, cacheMs, claim }, options);

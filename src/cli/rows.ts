@@ -4,6 +4,7 @@ import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { BatchItem } from '../client/index.js';
 import { CliError } from './cli-error.js';
+import { FLOAT32_MAX } from '../shared/public-types.js';
 
 /** One item read from an input file, with the 1-based line it came from. */
 export interface FileRow {
@@ -12,8 +13,6 @@ export interface FileRow {
 }
 
 const NUMBER_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-// Largest finite float32: the server rejects anything bigger.
-const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** Fails with "file not found: x" (and friends) before anything else happens. */
 export async function assertReadableFile(path: string): Promise<void> {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { ErrorDetail, JobFailure } from './errors.js';
 import type { BatchView } from './public-types.js';
 import { FeatureSchema, ModelNameSchema, VersionSchema } from './schemas.js';
+import { FLOAT32_MAX } from './public-types.js';
 
 /** BullMQ job name of one chunk of a batch (on the same queue as online predictions). */
 export const BATCH_CHUNK_JOB = 'batch-chunk';
@@ -147,9 +148,6 @@ function featureMessage(value: unknown): string {
   const parsed = FeatureSchema.safeParse(value);
   return parsed.success ? 'must be a number' : (parsed.error.issues[0]?.message ?? 'is invalid');
 }
-
-// Largest finite float32, as in schemas.ts: a larger number would become Infinity in the tensor.
-const FLOAT32_MAX = 3.4028234663852886e38;
 
 /**
  * Checks one `{"id"?, "features"}` item against the model's row width and writes its values

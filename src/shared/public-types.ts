@@ -1,5 +1,11 @@
-// Shapes of the public API that the client package ships as well: plain types with no imports,
-// so the client's declarations need none of the server's dependencies.
+// Shapes of the public API that the client package ships as well: plain types (and the limits
+// both sides check) with no imports, so the client needs none of the server's dependencies.
+
+/**
+ * Largest finite float32: a larger JSON number would become Infinity in the model's input
+ * tensor, so server and CLI refuse it.
+ */
+export const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** What a model's outputs mean. */
 export type Task = 'classification' | 'regression' | 'raw';

@@ -1,9 +1,7 @@
 import { z } from 'zod';
 import { ApiError, type ErrorDetail } from './errors.js';
 import { MODEL_NAME_RE } from './model-repository.js';
-
-// Largest finite float32; larger JSON numbers would become Infinity in the model's input tensor.
-const FLOAT32_MAX = 3.4028234663852886e38;
+import { FLOAT32_MAX } from './public-types.js';
 
 /** One finite number that fits a float32. */
 export const FeatureSchema = z

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Datatype, TensorSpec } from './onnx-metadata.js';
+import { FLOAT32_MAX } from './public-types.js';
 
 /** onnxruntime type names of the datatypes a JSON request can carry (not BYTES nor FP16). */
 export const ORT_TYPES = {
@@ -37,7 +38,6 @@ export function isFeedable(datatype: string): datatype is FeedableDatatype {
   return Object.hasOwn(ORT_TYPES, datatype);
 }
 
-const FLOAT32_MAX = 3.4028234663852886e38;
 // 64-bit integers travel as JSON numbers, so only the exactly representable ones are taken.
 const INT_RANGES: Partial<Record<FeedableDatatype, [number, number]>> = {
   INT8: [-128, 127],

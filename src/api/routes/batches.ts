@@ -10,10 +10,10 @@ import type { ModelVersion } from '../../shared/model-repository.js';
 import { parseOrThrow } from '../../shared/schemas.js';
 import type { ChunkStager } from '../batch-upload.js';
 import { stageItems, stageNdjson } from '../batch-upload.js';
-import type { ApiDeps, AppEnv } from '../deps.js';
+import { assertAccepting, type ApiDeps, type AppEnv } from '../deps.js';
 import { readJson } from '../middleware/body.js';
 import { ownerOf } from '../owner.js';
-import { parsePrefer, waitSeconds } from '../prefer.js';
+import { askedWaitS } from '../prefer.js';
 
 const BATCH_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl']);
@@ -69,14 +69,7 @@ interface Upload {
 }
 
 function askedWait(c: Context<AppEnv>, maxS: number): number {
-  const query = c.req.query('wait');
-  if (query !== undefined && !/^\d+(\.\d+)?$/.test(query)) {
-    throw new ApiError('validation_error', 'wait must be a number of seconds.', [
-      { path: 'wait', message: 'must be a number of seconds' },
-    ]);
-  }
-  const asked = query !== undefined ? Number(query) : parsePrefer(c.req.header('prefer')).wait;
-  return waitSeconds(asked ?? 0, 0, maxS);
+  return askedWaitS(c.req.query('wait'), c.req.header('prefer'), maxS);
 }
 
 /** POST /v1/batches and the per-batch status, results, events and cancel routes. */
@@ -115,8 +108,7 @@ export function batchRoutes(deps: ApiDeps): Hono<AppEnv> {
   }
 
   app.post('/v1/batches', async (c) => {
-    if (deps.isShuttingDown())
-      throw new ApiError('unavailable', 'The server is shutting down; retry.', undefined, 1);
+    assertAccepting(deps);
     depth.check();
     const { model, stager, priority } = isNdjsonBatchUpload(c)
       ? await stageNdjsonUpload(c)
@@ -141,9 +133,7 @@ export function batchRoutes(deps: ApiDeps): Hono<AppEnv> {
     const waitS = askedWait(c, config.MAX_WAIT_S);
     const owner = ownerOf(c);
     return c.json(
-      waitS > 0
-        ? await batches.waitForEnd(owner, id, waitS * 1000)
-        : await batches.view(owner, id),
+      waitS > 0 ? await batches.waitForEnd(owner, id, waitS * 1000) : await batches.view(owner, id),
     );
   });
 

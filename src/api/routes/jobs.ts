@@ -4,10 +4,10 @@ import { ApiError } from '../../shared/errors.js';
 import type { PredictJobData } from '../../shared/jobs.js';
 import { inputHash } from '../../shared/input-hash.js';
 import { JobRequestSchema, parseOrThrow, toInput } from '../../shared/schemas.js';
-import type { ApiDeps, AppEnv } from '../deps.js';
+import { assertAccepting, type ApiDeps, type AppEnv } from '../deps.js';
 import { readJson } from '../middleware/body.js';
 import { cacheScope, jobRefOf, ownerOf } from '../owner.js';
-import { parsePrefer, waitSeconds } from '../prefer.js';
+import { askedWaitS } from '../prefer.js';
 import { accepted } from './accepted.js';
 
 /** The public id in the path and the job it names for this request's owner (404 otherwise). */
@@ -37,8 +37,7 @@ export function jobRoutes(deps: ApiDeps): Hono<AppEnv> {
     const body = parseOrThrow(JobRequestSchema, await readJson(c));
     const model = repository.resolve(body.model, body.version);
     const input = toInput(body, model.rowSize, config.MAX_INSTANCES);
-    if (deps.isShuttingDown())
-      throw new ApiError('unavailable', 'The server is shutting down; retry.', undefined, 1);
+    assertAccepting(deps);
     depth.check();
     const owner = ownerOf(c);
     const ids = await deps.ids.ids();
@@ -73,18 +72,7 @@ export function jobRoutes(deps: ApiDeps): Hono<AppEnv> {
   app.get('/v1/jobs/:id', async (c) => {
     const { id, owner, ref } = await jobParam(c, deps);
     let view = await jobs.view(owner, ref, id);
-    const prefs = parsePrefer(c.req.header('prefer'));
-    const queryWait = c.req.query('wait');
-    let asked = prefs.wait;
-    if (queryWait !== undefined) {
-      if (!/^\d+(\.\d+)?$/.test(queryWait)) {
-        throw new ApiError('validation_error', 'wait must be a number of seconds.', [
-          { path: 'wait', message: 'must be a number of seconds' },
-        ]);
-      }
-      asked = Number(queryWait);
-    }
-    const waitS = waitSeconds(asked ?? 0, 0, config.MAX_WAIT_S);
+    const waitS = askedWaitS(c.req.query('wait'), c.req.header('prefer'), config.MAX_WAIT_S);
     if (waitS > 0 && (view.status === 'queued' || view.status === 'active')) {
       const outcome = await jobs.waitFor(ref, waitS * 1000);
       view = jobs.settled(view, ref, outcome) ?? (await jobs.view(owner, ref, id));
