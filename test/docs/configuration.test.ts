@@ -29,13 +29,13 @@ describe('docs/configuration.md', () => {
   });
 
   it("states each plain default as the schema's own default", () => {
-    const defaults = loadConfig({}) as Record<string, unknown>;
+    const defaults = loadConfig({}) as Record<string, string | number | boolean | string[]>;
     for (const [name, stated] of table) {
       const m = /^`([^`]*)`$/.exec(stated);
       const value = defaults[name];
       // Only single literal defaults are compared; "(empty)", "<hostname>-<pid>" and the like are prose.
       if (!m || m[1] === undefined || typeof value === 'object' || /[<>]/.test(m[1])) continue;
-      expect(String(value), name).toBe(m[1]);
+      expect(`${value}`, name).toBe(m[1]);
     }
   });
 });
