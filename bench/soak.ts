@@ -48,8 +48,13 @@ async function calibrate(mix: SoakMix, seconds: number): Promise<number> {
 }
 
 /** Starts operations at `rate` a second (open loop) until `durationMs` has passed. */
-async function openLoop(mix: SoakMix, rate: number, durationMs: number, rec: SoakRecorder) {
-  const start = Date.now();
+async function openLoop(
+  mix: SoakMix,
+  rate: number,
+  durationMs: number,
+  rec: SoakRecorder,
+  start: number,
+) {
   const running = new Set<Promise<void>>();
   let started = 0;
   let shed = 0;
@@ -130,7 +135,7 @@ async function main(procs: Processes): Promise<number> {
         };
       });
     }, 5_000);
-    const { started, shed } = await openLoop(mix, rate, minutes * 60_000, rec);
+    const { started, shed } = await openLoop(mix, rate, minutes * 60_000, rec, startedAt);
     clearInterval(ticker);
     const rssEnd = await rssOf(api, worker);
     const rows = rec.rows();

@@ -5,6 +5,7 @@ import { timing } from 'hono/timing';
 import { ApiError, errorBody } from '../shared/errors.js';
 import { isUnavailableError } from '../shared/redis.js';
 import type { ApiDeps, AppEnv } from './deps.js';
+import { refuseWhileShuttingDown } from './middleware/shutdown.js';
 import { limitBody, limitDeclared } from './middleware/body.js';
 import { bodyUnread, closeAfterBody } from './middleware/unread-body.js';
 import { operationsRoutes, useOperations } from './operations.js';
@@ -50,6 +51,7 @@ export function createApp(deps: ApiDeps): Hono<AppEnv> {
   });
   // Metrics, request log, API keys (/v1, /v2), rate limit, compression.
   useOperations(app, deps);
+  app.use('*', refuseWhileShuttingDown(deps.isShuttingDown));
   const bodyLimit = limitBody(deps.config.MAX_BODY_BYTES);
   // NDJSON batch uploads are streamed, bounded while read by MAX_BATCH_BYTES, MAX_BATCH_ROWS and
   // MAX_LINE_BYTES; a declared length over MAX_BATCH_BYTES is refused before reading.

@@ -19,6 +19,7 @@ import { IdSecret } from './public-ids.js';
 import { QueueDepth } from './queue-depth.js';
 import { ResultHub } from './results-hub.js';
 import { mountLiveSocket } from './routes/ws.js';
+import { ShutdownGate } from './shutdown-gate.js';
 
 /** A built API: its deps and app, before or after listening. */
 export interface ApiHandle {
@@ -113,7 +114,7 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
   metrics.watchBatchQueue(batchQueue, logger);
   const reloads = apiModelReloads(config, repository, logger);
   void reloads.start();
-  let shuttingDown = false;
+  const gate = new ShutdownGate();
   const deps: ApiDeps = {
     config,
     logger,
@@ -131,7 +132,7 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     gather: new OnlineGatherer({ config, queue, redis, keys, hub, replicaId }),
     hub,
     ids: new IdSecret(config, redis, keys, logger),
-    isShuttingDown: () => shuttingDown,
+    isShuttingDown: gate.isShuttingDown,
     metrics,
   };
   const app = createApp(deps);
@@ -143,20 +144,22 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     hub,
     listen: (port = config.PORT, host = config.HOST) =>
       new Promise((resolve) => {
-        server = serve({ fetch: app.fetch, port, hostname: host }, (info) => resolve(info.port));
+        server = serve({ fetch: gate.wrap(app.fetch), port, hostname: host }, (info) =>
+          resolve(info.port),
+        );
+        gate.watch(server);
         live.inject(server);
       }),
     close: async () => {
-      shuttingDown = true;
+      gate.begin();
       depth.stop();
       await reloads.close();
-      const closed = server
-        ? new Promise<void>((r) => server?.close(() => r()))
-        : Promise.resolve();
       deps.batches.close();
       hub.releaseAll();
       live.closeAll();
-      await closed;
+      // Keep answering 503 + Connection: close on live sockets before the listener goes.
+      if (server) await gate.drain(config.SHUTDOWN_DRAIN_MS);
+      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
       // BullMQ's close waits for a connection that may never come while Redis is away.
       const reachable = redis.status === 'ready';
       await settleWithin(

@@ -122,13 +122,17 @@ export const ConfigSchema = z.object({
   /** Name stored on every job this worker processes (BullMQ `processedBy`); default <hostname>-<pid>. */
   WORKER_NAME: z.string().max(200).default(''),
   /**
-   * Lock on an active job, milliseconds, renewed every quarter of it while the worker lives; a
-   * dead worker's jobs run again once it expires, and a worker whose event loop stalls for about
-   * three quarters of it loses its jobs to another; default 5000 (see docs/faults.md).
+   * Lock on an active job, milliseconds, renewed every fifth of it by a thread of the worker (not
+   * its event loop); a killed worker's jobs run again on another once it lapses; default 6000.
    */
-  WORKER_LOCK_MS: int(5000, 1000),
-  /** Period of the stalled-job check that takes back a dead worker's jobs, milliseconds; default 2000. */
-  WORKER_STALLED_INTERVAL_MS: int(2000, 500),
+  WORKER_LOCK_MS: int(6000, 1000),
+  /** Period of the stalled-job check that takes back a dead worker's jobs, milliseconds; default 1000. */
+  WORKER_STALLED_INTERVAL_MS: int(1000, 500),
+  /**
+   * A worker whose event loop has not turned for this long is taken for hung: its job locks are
+   * no longer renewed, so other workers run its jobs; milliseconds, default 60000.
+   */
+  WORKER_HUNG_MS: int(60_000, 1000),
   /** Times a job may be recovered from a dead worker before it fails; default 1. */
   WORKER_MAX_STALLED_COUNT: int(1, 0),
   /** Attempts of a job before it fails (transient errors only); default 3. */

@@ -15,6 +15,7 @@ import { WorkerMetrics } from './metrics.js';
 import { ModelPool } from './model-pool.js';
 import { createWorkerOps, type WorkerOps } from './operations.js';
 import { createProcessor } from './processor.js';
+import { keepLocks, LockKeeper } from './lock-keeper.js';
 import { InferenceThread } from './sessions.js';
 
 /** A running worker process's parts. */
@@ -41,15 +42,14 @@ export interface StartWorkerOptions {
 
 /**
  * BullMQ lock and stalled-job options of both Workers. A killed worker's jobs go back to the
- * queue once their lock expires and the next stalled check runs (about WORKER_LOCK_MS +
- * WORKER_STALLED_INTERVAL_MS at worst). BullMQ renews a lock between half and all of
- * `lockRenewTime` after the last renewal; a quarter of the lock lets the event loop stall for about
- * three quarters of it before the job is taken back, where BullMQ's default (half) allows half.
+ * queue once their lock lapses and the next stalled check runs (at most WORKER_LOCK_MS +
+ * WORKER_STALLED_INTERVAL_MS after the kill). Locks are renewed by a LockKeeper thread, not by
+ * BullMQ on the event loop, which a saturated CPU can hold up for longer than the lock.
  */
 export function lockOptions(config: Config) {
   return {
     lockDuration: config.WORKER_LOCK_MS,
-    lockRenewTime: Math.max(250, Math.floor(config.WORKER_LOCK_MS / 4)),
+    skipLockRenewal: true,
     stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
     maxStalledCount: config.WORKER_MAX_STALLED_COUNT,
   };
@@ -91,6 +91,7 @@ export async function startWorker({
   // Cache entries (when CACHE_TTL_S > 0) and replies to the waiting API replica, one pipeline.
   const cache = new CacheWriter(redis, config.CACHE_TTL_S);
   const replyTo = (replicaId: string) => replyChannel(config.QUEUE_PREFIX, replicaId);
+  const locks = new LockKeeper({ config, logger });
   const worker = new Worker<PredictJobData, PredictJobResult>(
     PREDICT_QUEUE,
     createProcessor({
@@ -110,6 +111,7 @@ export async function startWorker({
     },
   );
   worker.on('error', (err) => logger.warn({ err: err.message }, 'worker error'));
+  keepLocks(worker, locks, `${config.QUEUE_PREFIX}:${PREDICT_QUEUE}:`, logger);
   worker.on('completed', (job) => {
     metrics.completed(job);
     // Every job kind ends here; the line carries ids and sizes, never the job's values.
@@ -153,6 +155,7 @@ export async function startWorker({
     },
   );
   chunks.on('error', (err) => logger.warn({ err: err.message }, 'batch worker error'));
+  keepLocks(chunks, locks, `${config.QUEUE_PREFIX}:${BATCH_QUEUE}:`, logger);
   chunks.on('failed', (job, err) =>
     logger.warn(
       { jobId: job?.id, attemptsMade: job?.attemptsMade, reason: err.message },
@@ -172,6 +175,7 @@ export async function startWorker({
     close: async () => {
       await ops.close();
       await Promise.all([worker.close(), chunks.close()]);
+      await locks.close();
       await thread.close();
       await closeRedis(redis);
     },

@@ -1,0 +1,58 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { HttpBindings, Http2Bindings, ServerType } from '@hono/node-server';
+
+type Fetch = (req: Request, env: HttpBindings | Http2Bindings) => Response | Promise<Response>;
+
+/**
+ * The API's side of a graceful shutdown. A request that arrived before the signal is served to
+ * the end (200 or 202); one that arrives after it is refused with 503 (`refuseWhileShuttingDown`);
+ * every response written during shutdown carries `Connection: close`. The listener stays open for
+ * a drain window, so a keep-alive client that sends on its idle socket gets that 503 instead of
+ * a reset (Node's `server.close()` drops idle keep-alive sockets at once).
+ */
+export class ShutdownGate {
+  private readonly admitted = new AsyncLocalStorage<true>();
+  private readonly sockets = new Set<Socket>();
+  private closing = false;
+
+  /** True once shutdown began, except while serving a request that arrived before it. */
+  readonly isShuttingDown = (): boolean => this.closing && this.admitted.getStore() !== true;
+
+  /** Shutdown begins: requests that arrive from now on are refused. */
+  begin(): void {
+    this.closing = true;
+  }
+
+  /** Wraps the app's fetch to mark requests that arrive while the gate is open. */
+  wrap(fetch: Fetch): Fetch {
+    return async (req, env) => {
+      const res = this.closing
+        ? await fetch(req, env)
+        : await this.admitted.run(true, () => fetch(req, env));
+      const out = env.outgoing;
+      // Also for requests that arrived before the signal: their socket must not stay idle.
+      if (this.closing && out instanceof ServerResponse && !out.headersSent) {
+        out.setHeader('Connection', 'close');
+      }
+      return res;
+    };
+  }
+
+  /** Counts the server's open connections; call right after creating it. */
+  watch(server: ServerType): void {
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+  }
+
+  /** Resolves after `ms`, or as soon as no connection is open. */
+  async drain(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (this.sockets.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, Math.min(25, Math.max(1, deadline - Date.now()))));
+    }
+  }
+}
