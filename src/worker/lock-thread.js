@@ -91,7 +91,9 @@ const watched = new Map();
 let lastBeat = Date.now();
 let lateUntil = 0;
 let hungReported = false;
-let renewing = false;
+/** Rounds still waiting for Redis; a slow one must not hold the next back (locks would lapse). */
+let inFlight = 0;
+const MAX_IN_FLIGHT = 3;
 
 /** @param {string} queueKey @param {Held[]} jobs */
 async function renewQueue(queueKey, jobs) {
@@ -135,8 +137,8 @@ async function renewAll() {
     hungReported = true;
     return;
   }
-  if (renewing) return;
-  renewing = true;
+  if (inFlight >= MAX_IN_FLIGHT) return;
+  inFlight++;
   try {
     const rounds = [...held]
       .filter(([, jobs]) => jobs.size > 0)
@@ -148,7 +150,7 @@ async function renewAll() {
     const failed = settled.find((s) => s.status === 'rejected');
     if (failed) report({ type: 'error', message: String(failed.reason) });
   } finally {
-    renewing = false;
+    inFlight--;
   }
 }
 

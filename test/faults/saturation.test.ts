@@ -236,6 +236,12 @@ describe('a worker whose CPU is saturated for a long time runs no job twice', ()
       );
       const runS = (sched.runNs - schedBefore.runNs) / 1e9;
       const waitS = (sched.waitNs - schedBefore.waitNs) / 1e9;
+      // What the worker warned about (the last 64 KiB of its log), to tell why a job was lost.
+      const warnings = new Map<string, number>();
+      for (const line of worker.output().split('\n')) {
+        const msg = /"level":(?:40|50).*"msg":"([^"]*)"/.exec(line)?.[1];
+        if (msg) warnings.set(msg, (warnings.get(msg) ?? 0) + 1);
+      }
       const longest = Math.max(...tally.activeMs);
       const overLock = tally.activeMs.filter((ms) => ms > DEFAULTS.WORKER_LOCK_MS).length;
       console.log(
@@ -246,7 +252,8 @@ describe('a worker whose CPU is saturated for a long time runs no job twice', ()
           `${completed.length} online jobs (${onlineSamples.length} predict requests, ${jobSamples.filter((s) => s.status === 202).length} async submissions), ` +
           `${batchSamples.length} batches of ${BATCH_ROWS} rows; longest active job ${longest} ms, ` +
           `${overLock} active longer than the ${DEFAULTS.WORKER_LOCK_MS} ms lock; ` +
-          `${tally.stalled.length} stalled, ${tally.repeated().length} run twice, ${tally.failed.length} failed`,
+          `${tally.stalled.length} stalled, ${tally.repeated().length} run twice, ${tally.failed.length} failed; ` +
+          `worker warnings ${JSON.stringify(Object.fromEntries(warnings))}`,
       );
       expect(tally.stalled).toEqual([]);
       expect(tally.repeated()).toEqual([]);
