@@ -91,7 +91,8 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
   assertAccepting(deps);
   depth.check();
   const ids = await deps.ids.ids();
-  if (!spec.data.tensors) return runGathered(deps, spec, { cacheKey, cacheMs, claim }, options);
+  if (!spec.data.tensors)
+    return runGathered(deps, ids, spec, { cacheKey, cacheMs, claim }, options);
   const submitted = await jobs.submit({
     data: { ...spec.data, cacheKey, owner, requestId: options.requestId },
     dedupId: `${ownerTag(owner)}-${spec.hash}`,
@@ -110,6 +111,7 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
 /** The online path: the request becomes one part of a gathered job (see OnlineGatherer). */
 async function runGathered(
   deps: ApiDeps,
+  ids: PublicIds,
   spec: JobSpec,
   looked: { cacheKey?: string; cacheMs?: number; claim?: string | null },
   options: RunOptions,
@@ -128,7 +130,7 @@ async function runGathered(
   });
   if (placed.coalesced) deps.metrics.coalesced.inc();
   const ref = { jobId: placed.jobId, part: placed.index };
-  const id = (await deps.ids.ids()).encode(options.owner, ref);
+  const id = ids.encode(options.owner, ref);
   if (!placed.wait) return { status: 'accepted', id, ref, cacheMs };
   // Queue events are best-effort: a wait that ran out reads the job once before giving up.
   const outcome =
