@@ -7,7 +7,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: [
-      'test/api/gatherer.test.ts',
+      'test/api/group-commit.test.ts',
       'test/cli/help.test.ts',
       'test/cli/rows.test.ts',
       'test/client/streams.test.ts',
@@ -17,7 +17,7 @@ export default defineConfig({
       'test/shared/errors.test.ts',
       'test/shared/model-repository.test.ts',
       'test/shared/schemas.test.ts',
-      'test/worker/batcher.test.ts',
+      'test/worker/micro-batcher.test.ts',
     ],
     testTimeout: 30_000,
     pool: 'forks',

@@ -108,7 +108,7 @@ async function online(b: Bench, apiUrl: string, bareUrl: string, report: Report)
 }
 
 function writeResults(report: Report): void {
-  const dir = fileURLToPath(new URL('./results/', import.meta.url));
+  const dir = fileURLToPath(new URL('./results', import.meta.url));
   mkdirSync(dir, { recursive: true });
   const stamp = report.date.slice(0, 19).replace(/[:T]/g, '-');
   writeFileSync(`${dir}${stamp}${quick ? '-quick' : ''}.json`, JSON.stringify(report, null, 2));

@@ -6,13 +6,13 @@ import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
 import type { Keys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import type { ModelRepository } from '../shared/model-repository.js';
-import type { BatchService } from './batch-service.js';
-import type { JobService } from './job-service.js';
-import type { ApiMetrics } from './metrics.js';
-import type { OnlineGatherer } from './online-gather.js';
-import type { IdSecret } from './public-ids.js';
-import type { QueueDepth } from './queue-depth.js';
-import type { ResultHub } from './results-hub.js';
+import type { BatchService } from './batches/batch-service.js';
+import type { JobService } from './jobs/job-service.js';
+import type { ApiMetrics } from './ops/api-metrics.js';
+import type { OnlineGatherer } from './predict/request-gathering.js';
+import type { IdSecret } from './jobs/public-ids.js';
+import type { QueueDepth } from './ops/queue-depth.js';
+import type { ResultHub } from './jobs/results-hub.js';
 
 /** Everything the routes need, built by main.ts (or a test) and passed to createApp. */
 export interface ApiDeps {

@@ -10,16 +10,16 @@ import { closeRedis, createRedis, topologyOf, waitForReady } from '../shared/red
 import { replyChannel, subscribeChannel } from '../shared/replies.js';
 import { createApp } from './app.js';
 import type { ApiDeps } from './deps.js';
-import { BatchService } from './batch-service.js';
-import { JobService } from './job-service.js';
-import { OnlineGatherer } from './online-gather.js';
-import { ApiMetrics } from './metrics.js';
-import { apiModelReloads } from './model-reloads.js';
-import { IdSecret } from './public-ids.js';
-import { QueueDepth } from './queue-depth.js';
-import { ResultHub } from './results-hub.js';
-import { mountLiveSocket } from './routes/ws.js';
-import { ShutdownGate } from './shutdown-gate.js';
+import { BatchService } from './batches/batch-service.js';
+import { JobService } from './jobs/job-service.js';
+import { OnlineGatherer } from './predict/request-gathering.js';
+import { ApiMetrics } from './ops/api-metrics.js';
+import { apiModelReloads } from './models/model-rescan.js';
+import { IdSecret } from './jobs/public-ids.js';
+import { QueueDepth } from './ops/queue-depth.js';
+import { ResultHub } from './jobs/results-hub.js';
+import { mountLiveSocket } from './live/ws-route.js';
+import { ShutdownGate } from './http/shutdown-gate.js';
 
 /** A built API: its deps and app, before or after listening. */
 export interface ApiHandle {

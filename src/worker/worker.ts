@@ -8,15 +8,15 @@ import { ModelRepository, type ModelVersion } from '../shared/model-repository.j
 import { parseFailure } from '../shared/errors.js';
 import { closeRedis, createRedis, topologyOf } from '../shared/redis.js';
 import { replyChannel, type ReplyMessage } from '../shared/replies.js';
-import { createBatchProcessor } from './batch-processor.js';
+import { createBatchProcessor } from './chunks/chunk-processor.js';
 import type { BatchChunkJobData, BatchChunkResult } from '../shared/batches.js';
-import { CacheWriter } from './cache-writer.js';
-import { WorkerMetrics } from './metrics.js';
-import { ModelPool } from './model-pool.js';
-import { createWorkerOps, type WorkerOps } from './operations.js';
-import { createProcessor } from './processor.js';
-import { keepLocks, LockKeeper } from './lock-keeper.js';
-import { InferenceThread } from './sessions.js';
+import { CacheWriter } from './online/cache-writer.js';
+import { WorkerMetrics } from './ops/worker-metrics.js';
+import { ModelPool } from './inference/model-pool.js';
+import { createWorkerOps, type WorkerOps } from './ops/worker-ops.js';
+import { createProcessor } from './online/online-processor.js';
+import { keepLocks, LockKeeper } from './locks/lock-keeper.js';
+import { InferenceThread } from './inference/sessions.js';
 
 /** A running worker process's parts. */
 export interface WorkerHandle {

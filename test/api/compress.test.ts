@@ -2,7 +2,7 @@ import { gunzipSync } from 'node:zlib';
 import { Hono } from 'hono';
 import { stream, streamSSE } from 'hono/streaming';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compressLarge } from '../../src/api/middleware/compress.js';
+import { compressLarge } from '../../src/api/http/compress.js';
 import { buildApi, type ApiHandle } from '../../src/api/server.js';
 import { removeKeys, testConfig, testLogger } from '../helpers/env.js';
 

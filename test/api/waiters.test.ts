@@ -1,8 +1,8 @@
 import { Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JobService } from '../../src/api/job-service.js';
-import { ResultHub } from '../../src/api/results-hub.js';
+import { JobService } from '../../src/api/jobs/job-service.js';
+import { ResultHub } from '../../src/api/jobs/results-hub.js';
 import { PREDICT_JOB, type PredictJobData } from '../../src/shared/jobs.js';
 import { REDIS_URL, testLogger } from '../helpers/env.js';
 import { BREAST_CANCER_ROW } from '../helpers/fixtures.js';

@@ -276,7 +276,7 @@ describe('.dockerignore', () => {
       'package-lock.json',
       'bin/inferq.js',
       'src/cli/main.ts',
-      'src/worker/inference-thread.js',
+      'src/worker/inference/inference-thread.js',
       'tsconfig.json',
       'tsconfig.build.json',
       'models/breast-cancer/1.0.0/model.onnx',

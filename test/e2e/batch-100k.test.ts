@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelRepository } from '../../src/shared/model-repository.js';
-import { ModelPool } from '../../src/worker/model-pool.js';
-import { InferenceThread } from '../../src/worker/sessions.js';
+import { ModelPool } from '../../src/worker/inference/model-pool.js';
+import { InferenceThread } from '../../src/worker/inference/sessions.js';
 import { REDIS_URL, removeKeys, testLogger, uniquePrefix } from '../helpers/env.js';
 import { BREAST_CANCER_ROW } from '../helpers/fixtures.js';
 import {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { ANONYMOUS, PublicIds } from '../../src/api/public-ids.js';
+import { ANONYMOUS, PublicIds } from '../../src/api/jobs/public-ids.js';
 import { createKeys, PREDICT_QUEUE } from '../../src/shared/keys.js';
 
 /** The public-id codec of a deployment, from the secret its API keeps in Redis. */

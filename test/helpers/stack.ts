@@ -1,6 +1,6 @@
 import type { Config } from '../../src/shared/config.js';
 import { buildApi, type ApiHandle } from '../../src/api/server.js';
-import { ANONYMOUS, type JobRef } from '../../src/api/public-ids.js';
+import { ANONYMOUS, type JobRef } from '../../src/api/jobs/public-ids.js';
 import { digestOf } from '../../src/shared/secrets.js';
 import { startWorker, type WorkerHandle } from '../../src/worker/worker.js';
 import { removeKeys, testConfig, testLogger } from './env.js';

@@ -1,7 +1,7 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keepLocks, LockKeeper } from '../../src/worker/lock-keeper.js';
+import { keepLocks, LockKeeper } from '../../src/worker/locks/lock-keeper.js';
 import { REDIS_URL, removeKeys, testConfig, testLogger } from '../helpers/env.js';
 
 const LOCK_MS = 1500;

@@ -1,10 +1,10 @@
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelRepository } from '../../src/shared/model-repository.js';
-import type { BatchSlice } from '../../src/worker/batcher.js';
-import { ModelPool } from '../../src/worker/model-pool.js';
-import { toInstanceResults } from '../../src/worker/results.js';
-import { InferenceThread } from '../../src/worker/sessions.js';
+import type { BatchSlice } from '../../src/worker/inference/micro-batcher.js';
+import { ModelPool } from '../../src/worker/inference/model-pool.js';
+import { toInstanceResults } from '../../src/worker/inference/output-shaping.js';
+import { InferenceThread } from '../../src/worker/inference/sessions.js';
 import { testLogger } from '../helpers/env.js';
 import { parityFixture, type ParityFixture } from '../helpers/fixtures.js';
 import { createStack, type TestStack } from '../helpers/stack.js';

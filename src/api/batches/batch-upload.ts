@@ -1,0 +1,278 @@
+import { setImmediate } from 'node:timers/promises';
+import type { RedisClient } from '../../shared/redis.js';
+import { checkItem, encodeChunk } from '../../shared/batches.js';
+import { ApiError, type ErrorDetail } from '../../shared/errors.js';
+import type { Keys } from '../../shared/keys.js';
+
+/** Where a batch's rows are staged while they are read. */
+export interface StagerOptions {
+  redis: RedisClient;
+  keys: Keys;
+  batchId: string;
+  /** Values per row (the model's input width). */
+  rowSize: number;
+  /** Rows per chunk (BATCH_CHUNK_ROWS). */
+  chunkRows: number;
+  /** Lifetime of the staged keys, seconds. */
+  ttlS: number;
+}
+
+// Chunk writes in flight at once: enough to overlap parsing with Redis, few enough to bound memory.
+const MAX_INFLIGHT_WRITES = 4;
+
+/**
+ * Collects validated rows into chunks and writes each full chunk to Redis as one key while the
+ * upload is still being read, so the API holds at most a few chunks of a batch in memory.
+ */
+export class ChunkStager {
+  /** Rows accepted so far. */
+  total = 0;
+  /** Chunks written (or being written) so far. */
+  chunks = 0;
+  private values: Float32Array;
+  private ids: (string | null)[] = [];
+  private anyId = false;
+  private rows = 0;
+  private inflight: Promise<void>[] = [];
+  private failure: Error | undefined;
+
+  constructor(readonly options: StagerOptions) {
+    this.values = new Float32Array(options.chunkRows * options.rowSize);
+  }
+
+  /**
+   * Checks `raw` as the next item and stages it; returns what is wrong with it, if anything.
+   * A full chunk starts its write at once; call `drain` now and then to bound the writes in flight.
+   */
+  add(raw: unknown): ErrorDetail | undefined {
+    const { rowSize, chunkRows } = this.options;
+    const checked = checkItem(raw, rowSize, this.values, this.rows * rowSize);
+    if (!checked.ok) return checked.detail;
+    this.ids.push(checked.id ?? null);
+    if (checked.id !== undefined) this.anyId = true;
+    this.rows++;
+    this.total++;
+    if (this.rows === chunkRows) this.flush();
+    return undefined;
+  }
+
+  /** Waits until few enough chunk writes are in flight; rethrows a failed write. */
+  async drain(): Promise<void> {
+    while (this.inflight.length >= MAX_INFLIGHT_WRITES) await this.inflight.shift();
+    if (this.failure) throw this.failure;
+  }
+
+  /** Writes the last partial chunk and waits for every write. */
+  async finish(): Promise<void> {
+    if (this.rows > 0) this.flush();
+    await Promise.all(this.inflight);
+    this.inflight = [];
+    if (this.failure) throw this.failure;
+  }
+
+  /** Deletes every staged chunk (after a bad line, nothing of the batch may remain). */
+  async discard(): Promise<void> {
+    await Promise.all(this.inflight);
+    const { redis, keys, batchId } = this.options;
+    for (let start = 0; start < this.chunks; start += 500) {
+      const end = Math.min(this.chunks, start + 500);
+      const names = Array.from({ length: end - start }, (_, i) =>
+        keys.batchInput(batchId, start + i),
+      );
+      await redis.del(...names);
+    }
+  }
+
+  private flush(): void {
+    const { redis, keys, batchId, rowSize, ttlS } = this.options;
+    const buf = encodeChunk({
+      rows: this.rows,
+      rowSize,
+      ids: this.anyId ? this.ids : [],
+      values: this.values.subarray(0, this.rows * rowSize),
+    });
+    const key = keys.batchInput(batchId, this.chunks++);
+    // Errors are kept and rethrown by drain or finish: no rejection goes unhandled.
+    this.inflight.push(
+      redis.set(key, buf, 'EX', ttlS).then(
+        () => undefined,
+        (err: unknown) =>
+          void (this.failure ??= err instanceof Error ? err : new Error(String(err))),
+      ),
+    );
+    this.rows = 0;
+    this.ids = [];
+    this.anyId = false;
+  }
+}
+
+/** One line of an NDJSON upload: its 1-based number and text. */
+export interface NdjsonLine {
+  line: number;
+  text: string;
+}
+
+/** Limits of an NDJSON upload. */
+export interface NdjsonLimits {
+  /** Longest line, bytes (MAX_LINE_BYTES). */
+  maxLineBytes: number;
+  /** Most lines, blank ones included (MAX_BATCH_ROWS). */
+  maxRows: number;
+  /** Most bytes of the upload, blank lines included (MAX_BATCH_BYTES). */
+  maxBytes: number;
+}
+
+function tooLong(line: number, maxLineBytes: number): ApiError {
+  const message = `line is longer than ${maxLineBytes} bytes (MAX_LINE_BYTES)`;
+  return new ApiError('validation_error', `line ${line}: ${message}`, [{ line, message }]);
+}
+
+function tooManyLines(line: number, maxRows: number): ApiError {
+  return new ApiError(
+    'payload_too_large',
+    `The batch holds more than ${maxRows} lines (MAX_BATCH_ROWS, blank lines included); split it.`,
+    [{ line, message: `line ${line} is over MAX_BATCH_ROWS` }],
+  );
+}
+
+function tooManyBytes(maxBytes: number): ApiError {
+  return new ApiError(
+    'payload_too_large',
+    `The upload is larger than ${maxBytes} bytes (MAX_BATCH_BYTES); split it.`,
+  );
+}
+
+// Lines handed over at once: per-line promises would cost more than parsing the line.
+const LINES_PER_YIELD = 512;
+// Longest stretch of reading and parsing before other requests get the event loop.
+const BUSY_MS = 5;
+
+/**
+ * Splits a byte stream into lines, handed over in groups, without ever holding more than one
+ * line (at most `maxLineBytes`) plus one network chunk. Every byte and every line, blank ones
+ * included, counts toward the limits: a longer line, line `maxRows + 1` or byte `maxBytes + 1`
+ * is refused as soon as it is seen, after the lines before it. Blank lines are counted, not
+ * handed over.
+ */
+export async function* readLines(
+  body: ReadableStream<Uint8Array>,
+  limits: NdjsonLimits,
+): AsyncGenerator<NdjsonLine[]> {
+  const { maxLineBytes, maxRows, maxBytes } = limits;
+  const reader = body.getReader();
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let line = 0;
+  let received = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read().catch((err: unknown) => {
+        const reason = err instanceof Error ? err.message : String(err);
+        throw new ApiError('invalid_json', `The upload was interrupted: ${reason}.`);
+      });
+      if (done) break;
+      received += value.byteLength;
+      if (received > maxBytes) throw tooManyBytes(maxBytes);
+      const buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+      let lines: NdjsonLine[] = [];
+      let start = 0;
+      for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10, start)) {
+        line++;
+        if (line > maxRows) {
+          yield lines;
+          throw tooManyLines(line, maxRows);
+        }
+        if (pendingBytes + nl - start > maxLineBytes) {
+          yield lines;
+          throw tooLong(line, maxLineBytes);
+        }
+        const blank =
+          pendingBytes === 0 && (nl === start || (nl === start + 1 && buf[start] === 13));
+        if (!blank) {
+          const text =
+            pendingBytes === 0
+              ? buf.toString('utf8', start, nl)
+              : Buffer.concat([...pending, buf.subarray(start, nl)]).toString('utf8');
+          lines.push({ line, text });
+        }
+        pending = [];
+        pendingBytes = 0;
+        start = nl + 1;
+        if (lines.length === LINES_PER_YIELD) {
+          yield lines;
+          lines = [];
+        }
+      }
+      yield lines;
+      if (start < buf.length) {
+        pendingBytes += buf.length - start;
+        if (pendingBytes > maxLineBytes) throw tooLong(line + 1, maxLineBytes);
+        pending.push(buf.subarray(start));
+      }
+    }
+    if (pendingBytes > 0) {
+      if (line + 1 > maxRows) throw tooManyLines(line + 1, maxRows);
+      yield [{ line: line + 1, text: Buffer.concat(pending).toString('utf8') }];
+    }
+  } finally {
+    // Not cancel(): that would destroy the socket before the error answer is written; the
+    // server drains what the client still sends.
+    reader.releaseLock();
+  }
+}
+
+function lineError(line: number, detail: ErrorDetail): ApiError {
+  const where = detail.path ? `${detail.path}: ` : '';
+  return new ApiError('validation_error', `line ${line}: ${where}${detail.message}`, [
+    { line, ...detail },
+  ]);
+}
+
+/**
+ * Reads an NDJSON upload line by line into `stager`; blank lines are skipped (but counted).
+ * Throws 422 naming the first bad line (unparsable, or failing validation), 413 past
+ * `maxRows` lines or `maxBytes` bytes. Gives the event loop back every few milliseconds, so
+ * a large upload does not delay other requests.
+ */
+export async function stageNdjson(
+  body: ReadableStream<Uint8Array>,
+  stager: ChunkStager,
+  limits: NdjsonLimits,
+): Promise<void> {
+  let busySince = performance.now();
+  for await (const lines of readLines(body, limits)) {
+    for (const { line, text } of lines) {
+      const trimmed = line === 1 ? text.replace(/^\uFEFF/, '').trim() : text.trim();
+      if (trimmed === '') continue;
+      let raw: unknown;
+      try {
+        raw = JSON.parse(trimmed);
+      } catch (err) {
+        throw lineError(line, { message: `is not valid JSON: ${(err as Error).message}` });
+      }
+      const detail = stager.add(raw);
+      if (detail) throw lineError(line, detail);
+    }
+    await stager.drain();
+    if (performance.now() - busySince > BUSY_MS) {
+      await setImmediate();
+      busySince = performance.now();
+    }
+  }
+  await stager.finish();
+}
+
+/** Stages the items of a JSON batch body; throws 422 with `items[i]...` paths. */
+export async function stageItems(items: unknown[], stager: ChunkStager): Promise<void> {
+  for (const [i, item] of items.entries()) {
+    const detail = stager.add(item);
+    if (detail) {
+      const path = detail.path ? `items[${i}].${detail.path}` : `items[${i}]`;
+      throw new ApiError('validation_error', `${path}: ${detail.message}`, [
+        { path, message: detail.message },
+      ]);
+    }
+    if (i % LINES_PER_YIELD === 0) await stager.drain();
+  }
+  await stager.finish();
+}

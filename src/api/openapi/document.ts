@@ -1,0 +1,52 @@
+import { createDocument } from 'zod-openapi';
+import { opsPaths, v2Paths } from './ops-paths.js';
+import { v1Paths } from './predict-job-paths.js';
+
+/** The OpenAPI document as served by GET /openapi.json. */
+export type OpenApiDocument = ReturnType<typeof createDocument>;
+
+/** Builds the OpenAPI 3.1 document of every route, from the zod schemas the routes validate with. */
+export function buildOpenApiDocument(): OpenApiDocument {
+  return createDocument({
+    openapi: '3.1.0',
+    info: {
+      title: 'inferq',
+      version: '0.1.0',
+      description:
+        'Queue-backed ONNX inference: online predictions, asynchronous jobs, batches, a live ' +
+        'WebSocket feed and the Open Inference Protocol (/v2). Errors of the own API use the ' +
+        '`Error` envelope; /v2 errors are `{"error": "..."}`. With API_KEYS set, /v1 and /v2 ' +
+        'need `Authorization: Bearer <key>` or `X-API-Key: <key>`.',
+    },
+    tags: [
+      { name: 'models' },
+      { name: 'predict' },
+      { name: 'jobs' },
+      { name: 'batches' },
+      { name: 'live' },
+      { name: 'v2', description: 'Open Inference Protocol (KServe V2 / Triton HTTP).' },
+      { name: 'operations' },
+      { name: 'admin' },
+    ],
+    paths: { ...v1Paths, ...v2Paths, ...opsPaths },
+    components: {
+      securitySchemes: {
+        bearerKey: { type: 'http', scheme: 'bearer', description: 'An API key of API_KEYS.' },
+        headerKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+        queryKey: {
+          type: 'apiKey',
+          in: 'query',
+          name: 'access_token',
+          description: 'WebSocket handshake only.',
+        },
+        metricsBearer: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN.' },
+        adminBearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN.' },
+        adminBasic: {
+          type: 'http',
+          scheme: 'basic',
+          description: 'Any user name, ADMIN_TOKEN as the password.',
+        },
+      },
+    },
+  });
+}

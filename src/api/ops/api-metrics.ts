@@ -1,0 +1,112 @@
+import type { Queue } from 'bullmq';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Logger } from '../../shared/logger.js';
+
+/** Queue states reported by `inferq_queue_jobs`. */
+export const QUEUE_STATES = [
+  'waiting',
+  'prioritized',
+  'active',
+  'delayed',
+  'failed',
+  'completed',
+] as const;
+
+/** Request latency buckets, seconds: 1 ms .. 60 s (long-polls and waits included). */
+const DURATION_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
+
+/** The API's Prometheus metrics, on a registry of its own (several apps may share a process). */
+export class ApiMetrics {
+  readonly registry = new Registry();
+  readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
+  readonly cacheRequests: Counter<'result'>;
+  readonly coalesced: Counter;
+  readonly jobWait: Histogram;
+  readonly rateLimited: Counter;
+
+  constructor(queue: Queue, logger: Logger) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.httpRequests = new Counter({
+      name: 'inferq_http_requests_total',
+      help: 'HTTP requests answered, by method, matched route pattern and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
+    this.httpDuration = new Histogram({
+      name: 'inferq_http_request_duration_seconds',
+      help: 'Time from receiving a request to its response headers, seconds.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.cacheRequests = new Counter({
+      name: 'inferq_cache_requests_total',
+      help: 'Result-cache lookups of online predictions, by result (hit or miss).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.coalesced = new Counter({
+      name: 'inferq_coalesced_requests_total',
+      help: 'Predictions that joined an identical job already in flight instead of queuing one.',
+      registers,
+    });
+    this.jobWait = new Histogram({
+      name: 'inferq_job_wait_seconds',
+      help: 'Time the jobs of online predictions waited in the queue before a worker took them, seconds.',
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.rateLimited = new Counter({
+      name: 'inferq_rate_limited_requests_total',
+      help: 'Requests refused with 429 rate_limited.',
+      registers,
+    });
+    new Gauge({
+      name: 'inferq_queue_jobs',
+      help: 'Jobs in the prediction queue by state, read from Redis at scrape time.',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        try {
+          const counts = await queue.getJobCounts(...QUEUE_STATES);
+          for (const state of QUEUE_STATES) this.set({ state }, counts[state] ?? 0);
+        } catch (err) {
+          // A scrape while Redis is away keeps the last values rather than failing the scrape.
+          logger.debug({ err: (err as Error).message }, 'queue metrics unavailable');
+        }
+      },
+    });
+  }
+
+  /** Adds `inferq_batch_chunks{state}`: batch-chunk jobs of `queue` by state, read at scrape time. */
+  watchBatchQueue(queue: Queue, logger: Logger): void {
+    new Gauge({
+      name: 'inferq_batch_chunks',
+      help: 'Batch-chunk jobs (BATCH_CHUNK_ROWS rows each) by state, read from Redis at scrape time.',
+      labelNames: ['state'],
+      registers: [this.registry],
+      async collect() {
+        try {
+          const counts = await queue.getJobCounts(...QUEUE_STATES);
+          for (const state of QUEUE_STATES) this.set({ state }, counts[state] ?? 0);
+        } catch (err) {
+          logger.debug({ err: (err as Error).message }, 'batch queue metrics unavailable');
+        }
+      },
+    });
+  }
+
+  /** Records how long a job that answered a prediction waited in the queue. */
+  jobWaited(queueMs: number): void {
+    if (Number.isFinite(queueMs)) this.jobWait.observe(Math.max(0, queueMs) / 1000);
+  }
+
+  /** Records one cache lookup. */
+  cache(hit: boolean): void {
+    this.cacheRequests.inc({ result: hit ? 'hit' : 'miss' });
+  }
+}

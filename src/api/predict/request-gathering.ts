@@ -1,0 +1,177 @@
+import type { Queue } from 'bullmq';
+import type { Config } from '../../shared/config.js';
+import {
+  PREDICT_JOB,
+  parsePartId,
+  partId,
+  type PredictJobData,
+  type PredictJobResult,
+} from '../../shared/jobs.js';
+import type { Keys } from '../../shared/keys.js';
+import type { RedisClient } from '../../shared/redis.js';
+import { Gatherer } from './group-commit.js';
+import { newJobId, ownerTag, type Owner } from '../jobs/public-ids.js';
+import type { ResultHub, Wait } from '../jobs/results-hub.js';
+
+/** One online request to place in a gathered job. */
+export interface GatherItem {
+  data: Omit<PredictJobData, 'cacheKey' | 'requestId' | 'parts' | 'single' | 'owner'>;
+  single: boolean;
+  /** Owner of the request; identical inputs coalesce only within one owner. */
+  owner: Owner;
+  /** Content hash of the input: keys the cache and cross-request coalescing. */
+  hash: string;
+  cacheKey?: string;
+  requestId?: string;
+  /** Longest wait for the result, milliseconds; 0 = do not wait. */
+  waitMs: number;
+  /**
+   * The in-flight claim of this input, read in the same round trip as the cache (null: none;
+   * absent: not read yet).
+   */
+  claim?: string | null;
+}
+
+/** Where a request's rows went: part `index` of job `jobId`, and the wait for that job. */
+export interface Placement {
+  jobId: string;
+  index: number;
+  /** Whether an identical request already in flight carries this one. */
+  coalesced: boolean;
+  wait?: Wait;
+}
+
+/** Options of OnlineGatherer. */
+export interface OnlineGathererDeps {
+  config: Config;
+  queue: Queue<PredictJobData, PredictJobResult>;
+  redis: RedisClient;
+  keys: Keys;
+  hub: ResultHub;
+  /** This replica's id: workers reply here. */
+  replicaId: string;
+}
+
+const MAX_PARTS = 128;
+const MAX_ROWS = 2048;
+
+/**
+ * Puts concurrent online requests for the same model version into shared queue jobs (group
+ * commit: a lone request goes out at once; those arriving while a queue write is in flight
+ * go together in the next one), so that queue work is paid once per group, not per request.
+ * Identical inputs of one owner in flight share one part: in this process through a map, across
+ * API replicas through a short-lived `inflight` key naming the part that carries them.
+ */
+export class OnlineGatherer {
+  private readonly gatherer: Gatherer<GatherItem, Placement>;
+  private readonly local = new Map<string, Promise<Placement>>();
+
+  constructor(private readonly deps: OnlineGathererDeps) {
+    this.gatherer = new Gatherer<GatherItem, Placement>({
+      maxItems: MAX_PARTS,
+      maxRows: MAX_ROWS,
+      rowsOf: (item) => item.data.rows,
+      flush: (_key, items) => this.flush(items),
+    });
+  }
+
+  /** Places a request's rows in a job; resolves once the job is queued (or found). */
+  async place(item: GatherItem): Promise<Placement> {
+    const local = `${ownerTag(item.owner)}:${item.hash}`;
+    const pending = this.local.get(local);
+    if (pending) return this.follow(await pending, item.waitMs);
+    const claim =
+      item.claim !== undefined
+        ? item.claim
+        : await this.deps.redis.get(this.deps.keys.inflight(ownerTag(item.owner), item.hash));
+    // Another replica carries this input already (one of its parts): follow that job.
+    const carried = claim ? parsePartId(claim) : undefined;
+    if (carried) return this.follow({ ...carried, coalesced: true }, item.waitMs);
+    const key = `${item.data.model}@${item.data.version}:${item.data.format}`;
+    const placing = this.gatherer.submit(key, item);
+    this.local.set(local, placing);
+    try {
+      const placement = await placing;
+      return placement;
+    } finally {
+      this.forget(local, placing, item.waitMs);
+    }
+  }
+
+  // Identical requests keep joining the same part until its job can have ended.
+  private forget(hash: string, placing: Promise<Placement>, waitMs: number): void {
+    void placing.then(
+      (p) => {
+        const done = () => this.local.get(hash) === placing && this.local.delete(hash);
+        if (p.wait) void p.wait.promise.then(done);
+        else setTimeout(done, Math.min(waitMs, 1000)).unref();
+      },
+      () => this.local.delete(hash),
+    );
+  }
+
+  private async follow(placement: Placement, waitMs: number): Promise<Placement> {
+    // Another replica may have queued the job: its replies go there, so read it now and then.
+    const wait =
+      waitMs > 0 ? this.deps.hub.wait(placement.jobId, waitMs, { poll: true }) : undefined;
+    if (wait) {
+      const done = await this.deps.hub.peek(placement.jobId);
+      if (done) this.deps.hub.settle(placement.jobId, done);
+    }
+    return { jobId: placement.jobId, index: placement.index, coalesced: true, wait };
+  }
+
+  private async flush(items: GatherItem[]): Promise<Placement[]> {
+    const { redis, keys, hub } = this.deps;
+    const jobId = newJobId();
+    const claimMs = Math.max(...items.map((i) => i.waitMs), 30_000);
+    hub.expect(jobId);
+    const waits = items.map((item) => (item.waitMs > 0 ? hub.wait(jobId, item.waitMs) : undefined));
+    // The claims leave with the job, not before it: a lone request pays one round trip for both.
+    // Two replicas that both missed each other's claim run the same input twice, harmlessly.
+    const claims = items.map((item, i) =>
+      redis
+        .set(keys.inflight(ownerTag(item.owner), item.hash), partId(jobId, i), 'PX', claimMs, 'NX')
+        .catch(() => null),
+    );
+    try {
+      await this.add(jobId, items);
+    } catch (err) {
+      for (const w of waits) w?.cancel();
+      await Promise.all(claims);
+      const release = redis.pipeline();
+      for (const item of items) release.del(keys.inflight(ownerTag(item.owner), item.hash));
+      await release.exec().catch(() => undefined);
+      throw err;
+    }
+    return items.map((_, i) => ({ jobId, index: i, coalesced: false, wait: waits[i] }));
+  }
+
+  // Part i is item i, so the claims name the right part.
+  private async add(jobId: string, items: GatherItem[]): Promise<void> {
+    const { config, queue } = this.deps;
+    const [first] = items;
+    if (!first) return;
+    const data: PredictJobData = {
+      ...first.data,
+      replyTo: this.deps.replicaId,
+      rows: items.reduce((n, i) => n + i.data.rows, 0),
+      values: items.flatMap((i) => i.data.values),
+      single: false,
+      parts: items.map((item) => ({
+        rows: item.data.rows,
+        single: item.single,
+        cacheKey: item.cacheKey,
+        requestId: item.requestId,
+        owner: item.owner,
+      })),
+    };
+    await queue.add(PREDICT_JOB, data, {
+      jobId,
+      attempts: config.JOB_ATTEMPTS,
+      backoff: { type: 'exponential', delay: config.JOB_BACKOFF_MS },
+      removeOnComplete: { age: config.RESULT_TTL_S, count: config.RESULT_MAX_JOBS },
+      removeOnFail: { age: config.RESULT_TTL_S, count: config.RESULT_MAX_JOBS },
+    });
+  }
+}

@@ -1,0 +1,140 @@
+import type { Job } from 'bullmq';
+import { FINISH_CHUNK, START_CHUNK } from '../../shared/batch-scripts.js';
+import {
+  decodeChunk,
+  rowsOfChunk,
+  type BatchChunkJobData,
+  type BatchChunkResult,
+  type StagedChunk,
+} from '../../shared/batches.js';
+import type { Config } from '../../shared/config.js';
+import type { ErrorCode } from '../../shared/errors.js';
+import { createKeys } from '../../shared/keys.js';
+import type { Logger } from '../../shared/logger.js';
+import type { RedisClient } from '../../shared/redis.js';
+import {
+  inferRows,
+  lookupCache,
+  nextTurn,
+  resultLine,
+  rowOf,
+  ROWS_PER_STEP,
+  type RowOutcome,
+} from './chunk-rows.js';
+import type { ModelPool } from '../inference/model-pool.js';
+
+/** What the batch-chunk processor needs. */
+export interface BatchProcessorDeps {
+  pool: ModelPool;
+  redis: RedisClient;
+  config: Config;
+  logger: Logger;
+}
+
+function attemptsLeft(job: Job): number {
+  return (job.opts.attempts ?? 1) - job.attemptsMade - 1;
+}
+
+function failAll(rows: number, code: ErrorCode, message: string): RowOutcome[] {
+  return Array.from({ length: rows }, () => ({ error: { code, message } }));
+}
+
+/** Builds the processor of 'batch-chunk' jobs: staged rows -> cache / inference -> one result key. */
+export function createBatchProcessor(deps: BatchProcessorDeps) {
+  const { pool, redis, config, logger } = deps;
+  const keys = createKeys(config.QUEUE_PREFIX);
+
+  async function outcomesOf(data: BatchChunkJobData, staged: StagedChunk): Promise<RowOutcome[]> {
+    const loaded = pool.get(data.model, data.version);
+    if (!loaded) {
+      const message = `model ${data.model} version ${data.version} is not loaded by this worker`;
+      return failAll(staged.rows, 'version_not_found', message);
+    }
+    // Float32Array.set would zero-pad short rows silently: the width is checked here too.
+    if (staged.rowSize !== loaded.model.rowSize) {
+      const message = `expected ${loaded.model.rowSize} features, got ${staged.rowSize}`;
+      return failAll(staged.rows, 'validation_error', message);
+    }
+    const { rows, values, rowSize } = staged;
+    const outcomes =
+      config.CACHE_TTL_S > 0
+        ? await lookupCache(redis, keys, data.cacheScope ?? 'anon', loaded.model, values, rows)
+        : new Array<RowOutcome | undefined>(rows).fill(undefined);
+    const misses = outcomes.flatMap((o, i) => (o ? [] : [i]));
+    if (misses.length > 0) {
+      const missValues = new Float32Array(misses.length * rowSize);
+      misses.forEach((row, j) => missValues.set(rowOf(values, rowSize, row), j * rowSize));
+      const maxBatch = loaded.model.batching?.maxBatchSize ?? config.MAX_BATCH_SIZE;
+      const inferred = await inferRows(loaded, maxBatch, missValues, misses.length);
+      misses.forEach((row, j) => (outcomes[row] = inferred[j]));
+    }
+    return outcomes.map((o) => o ?? { error: { code: 'inference_failed', message: 'no result' } });
+  }
+
+  async function rowCount(data: BatchChunkJobData): Promise<number> {
+    const [total, chunkRows] = await redis.hmget(keys.batch(data.batchId), 'total', 'chunkRows');
+    return rowsOfChunk(Number(total), Number(chunkRows), data.chunk);
+  }
+
+  /** The chunk's outcomes and item ids; throws to retry when every row failed to infer. */
+  async function compute(
+    job: Job<BatchChunkJobData>,
+  ): Promise<{ outcomes: RowOutcome[]; ids: (string | null)[] }> {
+    const buf = await redis.getBuffer(keys.batchInput(job.data.batchId, job.data.chunk));
+    if (!buf) {
+      const message = 'The staged rows of this chunk have expired.';
+      return { outcomes: failAll(await rowCount(job.data), 'inference_failed', message), ids: [] };
+    }
+    const staged = decodeChunk(buf);
+    const outcomes = await outcomesOf(job.data, staged);
+    const allFailed = outcomes.every((o) => 'error' in o && o.error.code === 'inference_failed');
+    // A session that fails every row is likely transient (a crashed thread): retry the chunk.
+    if (allFailed && attemptsLeft(job) > 0) {
+      throw new Error('inference_failed: every row of the chunk failed');
+    }
+    return { outcomes, ids: staged.ids };
+  }
+
+  async function finish(
+    job: Job<BatchChunkJobData>,
+    outcomes: RowOutcome[],
+    ids: (string | null)[],
+  ) {
+    const { batchId, chunk, firstIndex } = job.data;
+    let text = '';
+    let completed = 0;
+    for (const [i, o] of outcomes.entries()) {
+      if (i > 0 && i % ROWS_PER_STEP === 0) await nextTurn();
+      text += resultLine(firstIndex + i, ids[i], o) + '\n';
+      if (!('error' in o)) completed++;
+    }
+    const state = await FINISH_CHUNK.run(
+      redis,
+      [keys.batch(batchId), keys.batchOutput(batchId, chunk), keys.batchInput(batchId, chunk)],
+      [chunk, completed, outcomes.length - completed, Date.now(), text, config.RESULT_TTL_S],
+    );
+    if (state === 2) logger.info({ batchId }, 'batch finished');
+    return state === 2;
+  }
+
+  return async (job: Job<BatchChunkJobData>): Promise<BatchChunkResult> => {
+    const { batchId, chunk } = job.data;
+    const queueMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
+    const result: BatchChunkResult = { batchId, chunk, rows: 0, finished: false, queueMs };
+    // How many chunks run at once is the batch Worker's concurrency (BATCH_WORKER_CONCURRENCY).
+    const claim = await START_CHUNK.run(redis, [keys.batch(batchId)], [chunk, Date.now()]);
+    // Cancelled, already counted by an earlier run, or expired: nothing to do.
+    if (claim !== 'run') return result;
+    const { outcomes, ids } = await compute(job).catch(async (err: unknown) => {
+      if (attemptsLeft(job) > 0) throw err;
+      // Out of attempts: the rows fail, so that the batch still ends.
+      logger.error({ err, batchId, chunk }, 'batch chunk failed');
+      const message = `Inference failed: ${(err as Error).message}`;
+      return {
+        outcomes: failAll(await rowCount(job.data), 'inference_failed', message),
+        ids: [],
+      };
+    });
+    return { ...result, rows: outcomes.length, finished: await finish(job, outcomes, ids) };
+  };
+}

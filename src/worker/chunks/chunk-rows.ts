@@ -1,0 +1,166 @@
+import type { JobFailure } from '../../shared/errors.js';
+import { inputHash } from '../../shared/input-hash.js';
+import type { InstanceResult, PredictJobResult } from '../../shared/jobs.js';
+import type { Keys } from '../../shared/keys.js';
+import type { RedisClient } from '../../shared/redis.js';
+import type { LoadedModel } from '../inference/model-pool.js';
+import { ModelOutputError, toInstanceResults } from '../inference/output-shaping.js';
+import type { ThreadTensor } from '../inference/thread-protocol.js';
+
+/** How one row of a batch ended. */
+export type RowOutcome = { result: InstanceResult; cached?: true } | { error: JobFailure };
+
+/** The values of row `i` of a row-major block. */
+export function rowOf(values: Float32Array, rowSize: number, i: number): Float32Array {
+  return values.subarray(i * rowSize, (i + 1) * rowSize);
+}
+
+/**
+ * Rows a chunk works on between two turns of the event loop: BullMQ renews job locks on this
+ * loop, so no step may hold it long, whatever BATCH_CHUNK_ROWS is (the default chunk is one step).
+ */
+export const ROWS_PER_STEP = 2000;
+
+/** Lets timers and I/O (lock renewal among them) run before the next step of a long loop. */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function cachedOutcome(hit: string | null): RowOutcome | undefined {
+  if (!hit) return undefined;
+  try {
+    const result = (JSON.parse(hit) as PredictJobResult).results[0];
+    return result ? { result, cached: true } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Looks every row up in the result cache with one MGET per ROWS_PER_STEP rows. The keys are
+ * those of a one-row online request for the same model, version and values, so batch rows reuse
+ * online results.
+ */
+export async function lookupCache(
+  redis: RedisClient,
+  keys: Keys,
+  scope: string,
+  model: LoadedModel['model'],
+  values: Float32Array,
+  rows: number,
+): Promise<(RowOutcome | undefined)[]> {
+  const outcomes: (RowOutcome | undefined)[] = [];
+  for (let start = 0; start < rows; start += ROWS_PER_STEP) {
+    if (start > 0) await nextTurn();
+    const names: string[] = [];
+    for (let i = start; i < Math.min(rows, start + ROWS_PER_STEP); i++) {
+      const hash = inputHash(model.name, model.version, 1, rowOf(values, model.rowSize, i));
+      names.push(keys.cache(scope, hash));
+    }
+    for (const hit of await redis.mget(...names)) outcomes.push(cachedOutcome(hit));
+  }
+  return outcomes;
+}
+
+function rowOutputs(
+  outputs: Record<string, ThreadTensor>,
+  rows: number,
+  i: number,
+): Record<string, ThreadTensor> {
+  const out: Record<string, ThreadTensor> = {};
+  for (const [name, t] of Object.entries(outputs)) {
+    const per = t.data.length / rows;
+    const data = t.data.slice(i * per, (i + 1) * per) as ThreadTensor['data'];
+    out[name] = { type: t.type, data, dims: [1, ...t.dims.slice(1)] };
+  }
+  return out;
+}
+
+function outputFailure(err: ModelOutputError): RowOutcome {
+  const message = `The model produced invalid output: ${err.message}.`;
+  return { error: { code: 'model_output_invalid', message } };
+}
+
+// Shapes outputs row by row, so a non-finite output fails its own row only.
+function shapeEach(loaded: LoadedModel, outputs: Record<string, ThreadTensor>, rows: number) {
+  return Array.from({ length: rows }, (_, i): RowOutcome => {
+    try {
+      const [result] = toInstanceResults(loaded.model, rowOutputs(outputs, rows, i), 1, 'task');
+      return result ? { result } : { error: { code: 'inference_failed', message: 'no output' } };
+    } catch (err) {
+      if (err instanceof ModelOutputError) return outputFailure(err);
+      throw err;
+    }
+  });
+}
+
+/**
+ * Runs `rows` rows through the model's micro-batcher. When the run fails the rows are run one
+ * by one, so a failing input fails alone with inference_failed.
+ */
+async function runSlice(
+  loaded: LoadedModel,
+  rows: number,
+  values: Float32Array,
+): Promise<RowOutcome[]> {
+  const rowSize = loaded.model.rowSize;
+  let outputs: Record<string, ThreadTensor>;
+  try {
+    outputs = (await loaded.batcher.submit(rows, values)).outputs;
+  } catch (err) {
+    if (rows === 1) {
+      const message = `Inference failed: ${(err as Error).message}`;
+      return [{ error: { code: 'inference_failed', message } }];
+    }
+    const each = Array.from({ length: rows }, (_, i) =>
+      runSlice(loaded, 1, rowOf(values, rowSize, i)),
+    );
+    return (await Promise.all(each)).flat();
+  }
+  try {
+    return toInstanceResults(loaded.model, outputs, rows, 'task').map((result) => ({ result }));
+  } catch (err) {
+    if (err instanceof ModelOutputError) return shapeEach(loaded, outputs, rows);
+    throw err;
+  }
+}
+
+/**
+ * Infers the given rows in slices of at most `maxBatchSize`, all submitted at once so that
+ * they run back to back; results come back in the order of `values`.
+ */
+export async function inferRows(
+  loaded: LoadedModel,
+  maxBatchSize: number,
+  values: Float32Array,
+  rows: number,
+): Promise<RowOutcome[]> {
+  const rowSize = loaded.model.rowSize;
+  const slices: Promise<RowOutcome[]>[] = [];
+  let submitted = 0;
+  for (let start = 0; start < rows; start += maxBatchSize) {
+    if (start - submitted >= ROWS_PER_STEP) {
+      submitted = start;
+      await nextTurn();
+    }
+    const n = Math.min(maxBatchSize, rows - start);
+    slices.push(runSlice(loaded, n, values.subarray(start * rowSize, (start + n) * rowSize)));
+  }
+  return (await Promise.all(slices)).flat();
+}
+
+/** One NDJSON result line of the item at `index` (built as text: this runs once per row). */
+export function resultLine(
+  index: number,
+  id: string | null | undefined,
+  outcome: RowOutcome,
+): string {
+  const head = id != null ? `{"index":${index},"id":${JSON.stringify(id)}` : `{"index":${index}`;
+  if ('error' in outcome) {
+    return `${head},"status":"failed","error":${JSON.stringify(outcome.error)}}`;
+  }
+  const body = JSON.stringify(outcome.result);
+  const cached = outcome.cached ? ',"cached":true' : '';
+  // body is a non-empty object: its fields follow ours after its opening brace.
+  return `${head},"status":"completed"${cached}${body === '{}' ? '}' : `,${body.slice(1)}`}`;
+}

@@ -1,0 +1,168 @@
+import { Worker as Thread } from 'node:worker_threads';
+import type { Worker } from 'bullmq';
+import type { Config } from '../../shared/config.js';
+import type { Logger } from '../../shared/logger.js';
+import { clusterOptions, redisOptions } from '../../shared/redis.js';
+import type { LockConnection, LockEvent, LockRequest, LockThreadInit } from './lock-protocol.js';
+
+/** Options of LockKeeper. */
+export interface LockKeeperOptions {
+  config: Config;
+  logger: Logger;
+  /** Period of the renewal rounds, milliseconds; default a fifth of WORKER_LOCK_MS. */
+  renewMs?: number;
+}
+
+// Plain data only: functions (retry strategies) are added again on the thread.
+function plain(options: object): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(options)) as Record<string, unknown>;
+}
+
+function hostPort(node: string): { host: string; port: number } {
+  const at = node.lastIndexOf(':');
+  return { host: node.slice(0, at), port: Number(node.slice(at + 1)) };
+}
+
+/** The lock thread's connection: fail fast (a failed round is retried by the next one). */
+export function lockConnection(config: Config): LockConnection {
+  const name = 'inferq-worker-locks';
+  if (config.REDIS_CLUSTER_NODES.length > 0) {
+    return {
+      kind: 'cluster',
+      nodes: config.REDIS_CLUSTER_NODES.map(hostPort),
+      options: plain(clusterOptions('producer', config.REDIS_URL, name)),
+    };
+  }
+  const options = plain(redisOptions('producer', name));
+  if (config.REDIS_SENTINELS.length > 0) {
+    options.sentinels = config.REDIS_SENTINELS.map(hostPort);
+    options.name = config.REDIS_SENTINEL_NAME;
+  }
+  return { kind: 'single', url: config.REDIS_URL, options };
+}
+
+/**
+ * Keeps the BullMQ locks of running jobs alive from a thread of its own (BullMQ's own renewal,
+ * `skipLockRenewal`, is off): a saturated CPU can hold the main event loop up for seconds, which
+ * must not hand running jobs to other workers. Jobs are held from their 'active' event; while
+ * the worker is late (holds arriving long after their fetch) the thread also adopts the jobs
+ * fetched with this worker's tokens, which may not have reached that event yet. The main loop
+ * beats once a second; when it has not beaten for WORKER_HUNG_MS the thread stops renewing, so a
+ * hung worker still loses its jobs.
+ */
+export class LockKeeper {
+  private thread: Thread;
+  private readonly held = new Map<string, LockRequest & { type: 'hold' }>();
+  private readonly watched: (LockRequest & { type: 'watch' })[] = [];
+  private readonly beat: NodeJS.Timeout;
+  private closed = false;
+  private lastErrorAt = 0;
+  private readonly init: LockThreadInit;
+
+  constructor(private readonly options: LockKeeperOptions) {
+    const { config } = options;
+    this.init = {
+      connection: lockConnection(config),
+      lockMs: config.WORKER_LOCK_MS,
+      renewMs: options.renewMs ?? Math.max(100, Math.floor(config.WORKER_LOCK_MS / 5)),
+      hungMs: config.WORKER_HUNG_MS,
+    };
+    this.thread = this.start();
+    this.beat = setInterval(() => this.post({ type: 'beat' }), 1000);
+    this.beat.unref();
+  }
+
+  private start(): Thread {
+    const thread = new Thread(new URL('./lock-thread.js', import.meta.url), {
+      workerData: this.init,
+    });
+    thread.on('message', (event: LockEvent) => this.onEvent(event));
+    thread.on('error', (err) => this.options.logger.error({ err }, 'lock thread crashed'));
+    thread.on('exit', () => {
+      if (this.closed) return;
+      // Without it every running job would lose its lock: start another with the same holds
+      // (a second later, so that a thread that cannot start does not spin).
+      setTimeout(() => {
+        if (this.closed) return;
+        this.thread = this.start();
+        for (const msg of [...this.watched, ...this.held.values()]) this.thread.postMessage(msg);
+      }, 1000).unref();
+    });
+    return thread;
+  }
+
+  private onEvent(event: LockEvent): void {
+    const { logger } = this.options;
+    if (event.type === 'lost') {
+      this.held.delete(`${event.queueKey}${event.jobId}`);
+      logger.warn(
+        { jobId: event.jobId, queue: event.queueKey },
+        'job lock lost while running; another worker may run the job again',
+      );
+    } else if (event.type === 'hung') {
+      logger.error(
+        { silentMs: event.sinceMs },
+        'event loop stalled past WORKER_HUNG_MS; job locks left to lapse',
+      );
+    } else if (Date.now() - this.lastErrorAt > 10_000) {
+      this.lastErrorAt = Date.now();
+      logger.warn({ err: event.message }, 'lock renewal failed; retrying');
+    }
+  }
+
+  private post(msg: LockRequest): void {
+    if (!this.closed) this.thread.postMessage(msg);
+  }
+
+  /**
+   * Renews the lock of job `jobId` of the queue with BullMQ key `queueKey` until released;
+   * `fetchedAt` (BullMQ `processedOn`) tells the thread how late the worker is.
+   */
+  hold(queueKey: string, jobId: string, token: string, fetchedAt?: number): void {
+    const msg = { type: 'hold', queueKey, jobId, token, fetchedAt } as const;
+    this.held.set(`${queueKey}${jobId}`, msg);
+    this.post(msg);
+  }
+
+  /** Lets the thread adopt jobs of the queue that worker `workerId` fetched (see LockRequest). */
+  watch(queueKey: string, workerId: string): void {
+    const msg = { type: 'watch', queueKey, workerId } as const;
+    this.watched.push(msg);
+    this.post(msg);
+  }
+
+  /** Stops renewing (the job has left the active list). */
+  release(queueKey: string, jobId: string): void {
+    this.held.delete(`${queueKey}${jobId}`);
+    this.post({ type: 'release', queueKey, jobId });
+  }
+
+  /** Stops the thread; call after the BullMQ Workers have closed. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.beat);
+    await this.thread.terminate();
+  }
+}
+
+/** Has `locks` keep the lock of every job `worker` takes, from its fetch until it has left. */
+export function keepLocks(
+  worker: Worker,
+  locks: LockKeeper,
+  queueKey: string,
+  logger: Logger,
+): void {
+  locks.watch(queueKey, worker.id);
+  // 'active' comes as soon as the fetch returns, before the processor starts.
+  worker.on('active', (job) => {
+    if (job.id && job.token) locks.hold(queueKey, job.id, job.token, job.processedOn);
+  });
+  worker.on('completed', (job) => job.id && locks.release(queueKey, job.id));
+  worker.on('failed', (job) => job?.id && locks.release(queueKey, job.id));
+  worker.on('stalled', (jobId) =>
+    logger.warn(
+      { jobId, queue: queueKey },
+      'took back a job whose worker stopped renewing its lock',
+    ),
+  );
+}

@@ -1,0 +1,92 @@
+import type { RedisClient } from '../../shared/redis.js';
+import { publishCommand } from '../../shared/replies.js';
+
+interface PendingWrite {
+  /** A cache entry to SET with the TTL, or a message to publish. */
+  kind: 'set' | 'publish';
+  key: string;
+  value: string;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Writes result-cache entries and reply messages, gathering those queued together (typically
+ * one job's, or one inference batch's) into a single pipeline: one round trip for the whole batch,
+ * with each cache entry written before the reply that tells a waiter about it.
+ */
+export class CacheWriter {
+  private pending: PendingWrite[] = [];
+  private scheduled = false;
+  private readonly publish: 'spublish' | 'publish';
+
+  constructor(
+    private readonly redis: RedisClient,
+    /** Entry lifetime, seconds; 0 = the cache is off (only replies are sent). */
+    private readonly ttlS: number,
+  ) {
+    this.publish = publishCommand(redis);
+  }
+
+  /** Whether cache entries are written at all (CACHE_TTL_S > 0). */
+  get caching(): boolean {
+    return this.ttlS > 0;
+  }
+
+  /** Stores `value` under `key` with the cache TTL. */
+  write(key: string, value: string): Promise<void> {
+    return this.enqueue('set', key, value);
+  }
+
+  /** Publishes `message` on `channel` in the same round trip as this turn's cache writes. */
+  send(channel: string, message: string): Promise<void> {
+    return this.enqueue('publish', channel, message);
+  }
+
+  private enqueue(kind: PendingWrite['kind'], key: string, value: string): Promise<void> {
+    if (kind === 'set' && this.ttlS <= 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.pending.push({ kind, key, value, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        // A microtask, not the next loop turn: the writes of one inference batch are queued by
+        // then, and they leave before BullMQ's bookkeeping of the job (moveToFinished).
+        queueMicrotask(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    const writes = this.pending;
+    this.pending = [];
+    this.scheduled = false;
+    if (this.publish === 'spublish') return this.sendEach(writes);
+    const pipeline = this.redis.pipeline();
+    for (const w of writes) {
+      if (w.kind === 'set') pipeline.set(w.key, w.value, 'EX', this.ttlS);
+      else pipeline[this.publish](w.key, w.value);
+    }
+    pipeline.exec().then(
+      (results) => {
+        writes.forEach((w, i) => {
+          const err = results?.[i]?.[0];
+          if (err) w.reject(err);
+          else w.resolve();
+        });
+      },
+      (err: unknown) => writes.forEach((w) => w.reject(err)),
+    );
+  }
+
+  // A Cluster pipeline must stay in one slot; separate commands still leave without waiting for
+  // each other's replies, grouped per node by the client.
+  private sendEach(writes: PendingWrite[]): void {
+    for (const w of writes) {
+      const sent =
+        w.kind === 'set'
+          ? this.redis.set(w.key, w.value, 'EX', this.ttlS)
+          : this.redis.spublish(w.key, w.value);
+      sent.then(() => w.resolve(), w.reject);
+    }
+  }
+}
