@@ -27,18 +27,26 @@ export class LuaScript {
   }
 }
 
-// The batch record is one hash. Chunk claims live in it as fields `c:<n>`: absent (not started),
-// 'run' (a worker took it), 'done' (counted) or 'cancel' (cancelled before it started). A claim
-// only moves forward, which makes every chunk count exactly once under at-least-once delivery.
+// The batch record is one hash. Its `status` is 'uploading' while the rows still arrive (chunks
+// already run), then 'queued' (seal), 'completed' or 'cancelled'; `total` and `chunks` are known
+// from the seal on. A rejected upload's record is deleted: every script below treats a missing
+// record as "do nothing", so a worker that finishes a chunk of it writes no result. Chunk claims
+// live in the hash as fields `c:<n>`: absent (not started), 'run' (a worker took it), 'done'
+// (counted) or 'cancel' (cancelled before it started). A claim only moves forward, which makes
+// every chunk count exactly once under at-least-once delivery.
 
 /**
- * Worker, before a chunk: KEYS[1] batch hash; ARGV chunk, now-ms.
- * Returns 'missing', 'cancel', 'done' or 'run' (the chunk is the caller's to compute).
+ * Worker, before a chunk: KEYS[1] batch hash, KEYS[2] staged input key; ARGV chunk, now-ms.
+ * Returns 'missing' (the staged rows are dropped), 'cancel', 'done' or 'run' (the chunk is the
+ * caller's to compute).
  */
 export const START_CHUNK = new LuaScript(`
 local field = 'c:' .. ARGV[1]
-local meta = redis.call('HMGET', KEYS[1], 'total', field, 'startedAt')
-if not meta[1] then return 'missing' end
+local meta = redis.call('HMGET', KEYS[1], 'status', field, 'startedAt')
+if not meta[1] then
+  redis.call('DEL', KEYS[2])
+  return 'missing'
+end
 if meta[2] == 'cancel' or meta[2] == 'done' then return meta[2] end
 if meta[3] then redis.call('HSET', KEYS[1], field, 'run')
 else redis.call('HSET', KEYS[1], field, 'run', 'startedAt', ARGV[2]) end
@@ -49,26 +57,48 @@ return 'run'
  * Worker, after a chunk: KEYS[1] batch hash, KEYS[2] output key, KEYS[3] staged input key;
  * ARGV chunk, completed rows, failed rows, now-ms, output text, ttl-s.
  * Stores the output and counts the rows once. Returns 0 (already counted), 1, or 2 (the batch
- * has now finished), -1 when the batch has expired.
+ * has now finished), -1 when the batch is gone (expired or rejected: nothing is stored).
  */
 export const FINISH_CHUNK = new LuaScript(`
 local field = 'c:' .. ARGV[1]
-local meta = redis.call('HMGET', KEYS[1], 'total', field, 'completed', 'failed', 'status')
-if not meta[1] then return -1 end
+local meta = redis.call('HMGET', KEYS[1], 'status', field, 'completed', 'failed', 'total')
+if not meta[1] then
+  redis.call('DEL', KEYS[3])
+  return -1
+end
 if meta[2] == 'done' then return 0 end
 redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[6])
 redis.call('DEL', KEYS[3])
 local completed = tonumber(meta[3] or '0') + tonumber(ARGV[2])
 local failed = tonumber(meta[4] or '0') + tonumber(ARGV[3])
-if completed + failed < tonumber(meta[1]) then
+-- While the upload runs the total is unknown: the seal decides whether the batch has ended.
+if not meta[5] or completed + failed < tonumber(meta[5]) then
   redis.call('HSET', KEYS[1], field, 'done', 'completed', completed, 'failed', failed)
   return 1
 end
 -- Counters are read and written inside one script, so no other chunk interleaves.
-local status = meta[5] == 'cancelled' and 'cancelled' or 'completed'
+local status = meta[1] == 'cancelled' and 'cancelled' or 'completed'
 redis.call('HSET', KEYS[1], field, 'done', 'completed', completed, 'failed', failed,
   'status', status, 'finishedAt', ARGV[4])
 return 2
+`);
+
+/**
+ * API, once the upload was read to its end: KEYS[1] batch hash; ARGV total, chunks, now-ms,
+ * ttl-s. Moves an 'uploading' record to 'queued' (or 'completed' when every row has already
+ * run) and gives it its full lifetime. Returns the new status, or 'missing' when the record is
+ * gone (its upload lease lapsed).
+ */
+export const SEAL_BATCH = new LuaScript(`
+local meta = redis.call('HMGET', KEYS[1], 'status', 'completed', 'failed')
+if meta[1] ~= 'uploading' then return meta[1] or 'missing' end
+redis.call('HSET', KEYS[1], 'total', ARGV[1], 'chunks', ARGV[2], 'status', 'queued')
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if tonumber(meta[2] or '0') + tonumber(meta[3] or '0') >= tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'status', 'completed', 'finishedAt', ARGV[3])
+  return 'completed'
+end
+return 'queued'
 `);
 
 /**
@@ -78,7 +108,7 @@ return 2
  */
 export const CANCEL_BATCH = new LuaScript(`
 local meta = redis.call('HMGET', KEYS[1], 'status', 'chunks', 'chunkRows', 'total')
-if not meta[1] then return {'missing'} end
+if not meta[1] or meta[1] == 'uploading' then return {'missing'} end
 if meta[1] == 'completed' then return {'completed'} end
 if meta[1] == 'cancelled' then return {'ok', {}} end
 redis.call('HSET', KEYS[1], 'status', 'cancelled')

@@ -54,6 +54,8 @@ export interface BatchChunkJobData {
   chunk: number;
   /** Index of the chunk's first item in the batch. */
   firstIndex: number;
+  /** Rows of the chunk (absent in jobs queued before uploads streamed: read from the record). */
+  rows?: number;
   model: string;
   version: string;
   /** Result-cache scope of the batch's owner (see CACHE_SCOPE); rows are looked up there. */

@@ -1,4 +1,4 @@
-import { Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chunkJobId, type BatchChunkJobData } from '../../src/shared/batches.js';
@@ -61,9 +61,9 @@ describe('batch-chunk processor, run by hand on jobs nobody consumes', () => {
   });
 
   async function chunkJob(id: string, n: number): Promise<Job<BatchChunkJobData>> {
-    const job = await Job.fromId<BatchChunkJobData>(idle.api.deps.batches.queue, chunkJobId(id, n));
+    const job = await idle.api.deps.batches.queue.getJob(chunkJobId(id, n));
     if (!job) throw new Error(`no job for chunk ${n}`);
-    return job;
+    return job as Job<BatchChunkJobData>;
   }
 
   it('counts a chunk once when BullMQ delivers it twice (at-least-once)', async () => {
@@ -122,7 +122,7 @@ describe('batch-chunk processor, run by hand on jobs nobody consumes', () => {
       ...Array<string>(20).fill('completed'),
       ...Array<string>(25).fill('cancelled'),
     ]);
-    expect(await Job.fromId(idle.api.deps.batches.queue, chunkJobId(id, 1))).toBeUndefined();
+    expect(await idle.api.deps.batches.queue.getJob(chunkJobId(id, 1))).toBeUndefined();
   });
 });
 

@@ -86,7 +86,7 @@ export function batchRoutes(deps: ApiDeps): Hono<AppEnv> {
     });
     const model = repository.resolve(query.model, query.version);
     requireTabular(model);
-    const stager = batches.stager(model);
+    const stager = batches.stager(model, ownerOf(c), query.priority);
     const body = c.req.raw.body ?? new Blob([]).stream();
     const limits = {
       maxLineBytes: config.MAX_LINE_BYTES,
@@ -102,7 +102,7 @@ export function batchRoutes(deps: ApiDeps): Hono<AppEnv> {
     const body = parseOrThrow(BatchRequestSchema, await readJson(c));
     const model = repository.resolve(body.model, body.version);
     requireTabular(model);
-    const stager = batches.stager(model);
+    const stager = batches.stager(model, ownerOf(c), body.priority);
     await stageOrDiscard(stager, () => stageItems(body.items, stager));
     return { model, stager, priority: body.priority };
   }

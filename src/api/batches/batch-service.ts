@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { JobsOptions, Queue } from 'bullmq';
 import type { RedisClient } from '../../shared/redis.js';
-import { CANCEL_BATCH } from '../../shared/batch-scripts.js';
+import { CANCEL_BATCH, SEAL_BATCH } from '../../shared/batch-scripts.js';
 import {
   BATCH_CHUNK_JOB,
+  BATCH_DEFAULT_PRIORITY,
   cancelledLines,
   chunkJobId,
   decodeChunk,
@@ -18,7 +19,7 @@ import type { Keys } from '../../shared/keys.js';
 import type { ModelVersion } from '../../shared/model-repository.js';
 import { readResults } from './batch-results.js';
 import { BatchWatchers, type BatchWatch } from './batch-watch.js';
-import { ChunkStager } from './batch-upload.js';
+import { ChunkStager, type ChunkSink } from './batch-upload.js';
 import { cacheScope } from '../http/owner.js';
 import type { Owner } from '../jobs/public-ids.js';
 import type { ResultHub } from '../jobs/results-hub.js';
@@ -39,12 +40,25 @@ const FIELDS = [
   'owner',
 ] as const;
 
-// Chunk jobs added per addBulk call: one MULTI each, so Redis is never blocked for long.
-const ENQUEUE_GROUP = 500;
+// While rows arrive the record lives on a lease the upload renews: if the API dies mid-upload the
+// record lapses and every chunk of it queued so far becomes a no-op (START_CHUNK finds no record).
+const UPLOAD_LEASE_S = 30;
+const LEASE_RENEW_MS = 10_000;
+// Keys deleted per DEL when an upload is rejected.
+const DELETE_GROUP = 500;
+
+/** A batch whose upload is being read: what its chunk jobs are made from. */
+interface OpenBatch {
+  id: string;
+  model: ModelVersion;
+  owner: Owner;
+  priority: number;
+}
 
 /** Batches: staging, enqueueing chunk jobs, progress, cancellation. */
 export class BatchService {
   private readonly watchers: BatchWatchers;
+  private readonly open = new WeakMap<ChunkStager, OpenBatch>();
 
   constructor(
     private readonly config: Config,
@@ -57,44 +71,71 @@ export class BatchService {
     this.watchers = new BatchWatchers(hub);
   }
 
-  /** A stager for a new batch of `model`. */
-  stager(model: ModelVersion): ChunkStager {
-    return new ChunkStager({
-      redis: this.redis,
-      keys: this.keys,
-      batchId: randomUUID(),
+  /**
+   * A stager for a new batch of `owner`: each chunk is staged and queued as soon as it is full,
+   * under a record the owner cannot see until `create` seals it.
+   */
+  stager(model: ModelVersion, owner: Owner, priority = BATCH_DEFAULT_PRIORITY): ChunkStager {
+    const batch: OpenBatch = { id: randomUUID(), model, owner, priority };
+    const stager = new ChunkStager({
+      batchId: batch.id,
       rowSize: model.rowSize,
       chunkRows: this.config.BATCH_CHUNK_ROWS,
-      ttlS: this.config.RESULT_TTL_S,
+      sink: new BatchUpload(this, batch),
     });
+    this.open.set(stager, batch);
+    return stager;
   }
 
-  /** Records a fully staged batch of `owner` and enqueues one job per chunk, in bulk. */
+  /** Seals `owner`'s fully read upload: from now on it is visible, with its total. */
   async create(
     owner: Owner,
     model: ModelVersion,
     stager: ChunkStager,
     priority: number,
   ): Promise<void> {
-    const { batchId: id } = stager.options;
-    const key = this.keys.batch(id);
+    const batch = this.open.get(stager);
+    if (batch?.owner !== owner || batch.model !== model || batch.priority !== priority) {
+      throw new Error('the stager was made for another batch');
+    }
+    await stager.seal();
+  }
+
+  /** Writes the record of a batch whose upload has begun (status 'uploading', on a lease). */
+  async begin(batch: OpenBatch): Promise<void> {
+    const key = this.keys.batch(batch.id);
     await this.redis
       .multi()
       .hset(key, {
-        model: model.name,
-        version: model.version,
-        total: stager.total,
-        chunks: stager.chunks,
-        chunkRows: stager.options.chunkRows,
+        model: batch.model.name,
+        version: batch.model.version,
+        chunkRows: this.config.BATCH_CHUNK_ROWS,
         createdAt: Date.now(),
-        status: 'queued',
+        status: 'uploading',
         completed: 0,
         failed: 0,
         cancelled: 0,
-        owner,
+        owner: batch.owner,
       })
-      .expire(key, this.config.RESULT_TTL_S)
+      .expire(key, UPLOAD_LEASE_S)
       .exec();
+  }
+
+  /** Keeps an uploading batch's record alive. */
+  async renewLease(id: string): Promise<void> {
+    await this.redis.expire(this.keys.batch(id), UPLOAD_LEASE_S);
+  }
+
+  /** Stores the staged rows of one chunk. */
+  async stageChunk(id: string, chunk: number, staged: Buffer): Promise<void> {
+    await this.redis.set(this.keys.batchInput(id, chunk), staged, 'EX', this.config.RESULT_TTL_S);
+  }
+
+  /**
+   * Queues one job per chunk. The only place chunk jobs are made: a sharded queue changes here.
+   */
+  async enqueueChunks(batch: OpenBatch, chunks: { chunk: number; rows: number }[]): Promise<void> {
+    const { id, model, owner, priority } = batch;
     const opts: JobsOptions = {
       priority,
       attempts: this.config.JOB_ATTEMPTS,
@@ -103,21 +144,48 @@ export class BatchService {
       removeOnComplete: true,
       removeOnFail: { age: this.config.RESULT_TTL_S, count: this.config.RESULT_MAX_JOBS },
     };
-    for (let start = 0; start < stager.chunks; start += ENQUEUE_GROUP) {
-      const end = Math.min(stager.chunks, start + ENQUEUE_GROUP);
-      const jobs = [];
-      for (let chunk = start; chunk < end; chunk++) {
-        const data: BatchChunkJobData = {
-          batchId: id,
-          chunk,
-          firstIndex: chunk * stager.options.chunkRows,
-          model: model.name,
-          version: model.version,
-          cacheScope: cacheScope(this.config, owner),
-        };
-        jobs.push({ name: BATCH_CHUNK_JOB, data, opts: { ...opts, jobId: chunkJobId(id, chunk) } });
+    const jobs = chunks.map(({ chunk, rows }) => {
+      const data: BatchChunkJobData = {
+        batchId: id,
+        chunk,
+        firstIndex: chunk * this.config.BATCH_CHUNK_ROWS,
+        rows,
+        model: model.name,
+        version: model.version,
+        cacheScope: cacheScope(this.config, owner),
+      };
+      return { name: BATCH_CHUNK_JOB, data, opts: { ...opts, jobId: chunkJobId(id, chunk) } };
+    });
+    await this.queue.addBulk(jobs);
+  }
+
+  /** Makes a fully read upload visible; throws 503 when its record lapsed meanwhile. */
+  async seal(id: string, total: number, chunks: number): Promise<void> {
+    const args = [total, chunks, Date.now(), this.config.RESULT_TTL_S];
+    const status = await SEAL_BATCH.run(this.redis, [this.keys.batch(id)], args);
+    if (status === 'missing') {
+      throw new ApiError('unavailable', 'The upload took too long to be recorded; send it again.');
+    }
+  }
+
+  /**
+   * Drops a rejected upload: its record first (from then on no worker stores a result of it and
+   * chunks not started do nothing), then every result and staged rows, then the queued jobs.
+   */
+  async reject(id: string, chunks: number): Promise<void> {
+    await this.redis.del(this.keys.batch(id));
+    for (let start = 0; start < chunks; start += DELETE_GROUP) {
+      const names: string[] = [];
+      for (let n = start; n < Math.min(chunks, start + DELETE_GROUP); n++) {
+        names.push(this.keys.batchOutput(id, n), this.keys.batchInput(id, n));
       }
-      await this.queue.addBulk(jobs);
+      await this.redis.del(...names);
+    }
+    // A chunk a worker holds cannot be removed; it ends without storing anything.
+    const jobs = Array.from({ length: chunks }, (_, n) => chunkJobId(id, n));
+    for (let start = 0; start < jobs.length; start += 100) {
+      const group = jobs.slice(start, start + 100);
+      await Promise.all(group.map((job) => this.queue.remove(job).catch(() => 0)));
     }
   }
 
@@ -128,6 +196,7 @@ export class BatchService {
       (typeof FIELDS)[number],
       string | null
     >;
+    // An upload still being read has no total yet: its id is known to nobody but the API.
     if (f.model === null || f.version === null || f.total === null || f.owner !== owner) {
       throw new ApiError('batch_not_found', `Batch "${id}" does not exist or has expired.`);
     }
@@ -256,5 +325,49 @@ export class BatchService {
     await write.exec();
     // Results are written first: a reader woken by the 'removed' event finds them.
     await Promise.all(chunks.map((n) => this.queue.remove(chunkJobId(id, n)).catch(() => 0)));
+  }
+}
+
+/** The sink of one upload: record on first chunk, lease while reading, then seal or reject. */
+class BatchUpload implements ChunkSink {
+  private begun: Promise<void> | undefined;
+  private lease: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly service: BatchService,
+    private readonly batch: OpenBatch,
+  ) {}
+
+  async stage(chunk: number, staged: Buffer, rows: number): Promise<void> {
+    // The record exists (with its owner) before any chunk of it can be taken by a worker.
+    this.begun ??= this.start();
+    await this.begun;
+    await this.service.stageChunk(this.batch.id, chunk, staged);
+    await this.service.enqueueChunks(this.batch, [{ chunk, rows }]);
+  }
+
+  async seal(total: number, chunks: number): Promise<void> {
+    if (chunks > 0) await this.begun;
+    this.stopLease();
+    await this.service.seal(this.batch.id, total, chunks);
+  }
+
+  async reject(chunks: number): Promise<void> {
+    this.stopLease();
+    if (this.begun) await this.begun.catch(() => undefined);
+    await this.service.reject(this.batch.id, chunks);
+  }
+
+  private async start(): Promise<void> {
+    await this.service.begin(this.batch);
+    this.lease = setInterval(() => {
+      this.service.renewLease(this.batch.id).catch(() => undefined);
+    }, LEASE_RENEW_MS);
+    this.lease.unref();
+  }
+
+  private stopLease(): void {
+    clearInterval(this.lease);
+    this.lease = undefined;
   }
 }

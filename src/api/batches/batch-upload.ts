@@ -1,33 +1,42 @@
 import { setImmediate } from 'node:timers/promises';
-import type { RedisClient } from '../../shared/redis.js';
 import { checkItem, encodeChunk } from '../../shared/batches.js';
 import { ApiError, type ErrorDetail } from '../../shared/errors.js';
-import type { Keys } from '../../shared/keys.js';
 
-/** Where a batch's rows are staged while they are read. */
+/**
+ * Where a stager hands its chunks: the batch service stages each in Redis and queues its job at
+ * once, so rows run while the upload is still being read.
+ */
+export interface ChunkSink {
+  /** Stages chunk `chunk` (encodeChunk bytes of `rows` rows) and queues its job. */
+  stage(chunk: number, staged: Buffer, rows: number): Promise<void>;
+  /** The upload was read to its end: `total` rows in `chunks` chunks. */
+  seal(total: number, chunks: number): Promise<void>;
+  /** The upload failed: cancels the `chunks` chunks staged so far; none of their results is served. */
+  reject(chunks: number): Promise<void>;
+}
+
+/** How a batch's rows are cut into chunks and where the chunks go. */
 export interface StagerOptions {
-  redis: RedisClient;
-  keys: Keys;
   batchId: string;
   /** Values per row (the model's input width). */
   rowSize: number;
   /** Rows per chunk (BATCH_CHUNK_ROWS). */
   chunkRows: number;
-  /** Lifetime of the staged keys, seconds. */
-  ttlS: number;
+  sink: ChunkSink;
 }
 
-// Chunk writes in flight at once: enough to overlap parsing with Redis, few enough to bound memory.
-const MAX_INFLIGHT_WRITES = 4;
+// Chunks being staged at once: enough to overlap parsing with Redis, few enough to bound memory.
+const MAX_INFLIGHT_CHUNKS = 4;
 
 /**
- * Collects validated rows into chunks and writes each full chunk to Redis as one key while the
- * upload is still being read, so the API holds at most a few chunks of a batch in memory.
+ * Collects validated rows into chunks and hands each full chunk to its sink while the upload is
+ * still being read, so the API holds at most a few chunks of a batch in memory. Ends with `seal`
+ * (every row was valid) or `discard` (nothing of the batch may run on or be served).
  */
 export class ChunkStager {
   /** Rows accepted so far. */
   total = 0;
-  /** Chunks written (or being written) so far. */
+  /** Chunks handed to the sink (or being handed) so far. */
   chunks = 0;
   private values: Float32Array;
   private ids: (string | null)[] = [];
@@ -35,6 +44,8 @@ export class ChunkStager {
   private rows = 0;
   private inflight: Promise<void>[] = [];
   private failure: Error | undefined;
+  private ended = false;
+  private discarded = false;
 
   constructor(readonly options: StagerOptions) {
     this.values = new Float32Array(options.chunkRows * options.rowSize);
@@ -42,7 +53,7 @@ export class ChunkStager {
 
   /**
    * Checks `raw` as the next item and stages it; returns what is wrong with it, if anything.
-   * A full chunk starts its write at once; call `drain` now and then to bound the writes in flight.
+   * A full chunk is handed over at once; call `drain` now and then to bound the chunks in flight.
    */
   add(raw: unknown): ErrorDetail | undefined {
     const { rowSize, chunkRows } = this.options;
@@ -56,13 +67,13 @@ export class ChunkStager {
     return undefined;
   }
 
-  /** Waits until few enough chunk writes are in flight; rethrows a failed write. */
+  /** Waits until few enough chunks are in flight; rethrows a failed hand-over. */
   async drain(): Promise<void> {
-    while (this.inflight.length >= MAX_INFLIGHT_WRITES) await this.inflight.shift();
+    while (this.inflight.length >= MAX_INFLIGHT_CHUNKS) await this.inflight.shift();
     if (this.failure) throw this.failure;
   }
 
-  /** Writes the last partial chunk and waits for every write. */
+  /** Hands over the last partial chunk and waits until every chunk is staged and queued. */
   async finish(): Promise<void> {
     if (this.rows > 0) this.flush();
     await Promise.all(this.inflight);
@@ -70,31 +81,33 @@ export class ChunkStager {
     if (this.failure) throw this.failure;
   }
 
-  /** Deletes every staged chunk (after a bad line, nothing of the batch may remain). */
+  /** Ends a fully read and staged upload: the batch becomes visible to its owner. */
+  async seal(): Promise<void> {
+    if (this.ended) throw new Error(`batch ${this.options.batchId} has already ended`);
+    this.ended = true;
+    await this.options.sink.seal(this.total, this.chunks);
+  }
+
+  /** Cancels every chunk handed over (after a bad line or a broken upload); safe to call twice. */
   async discard(): Promise<void> {
     await Promise.all(this.inflight);
-    const { redis, keys, batchId } = this.options;
-    for (let start = 0; start < this.chunks; start += 500) {
-      const end = Math.min(this.chunks, start + 500);
-      const names = Array.from({ length: end - start }, (_, i) =>
-        keys.batchInput(batchId, start + i),
-      );
-      await redis.del(...names);
-    }
+    this.inflight = [];
+    if (this.discarded) return;
+    [this.discarded, this.ended] = [true, true];
+    await this.options.sink.reject(this.chunks);
   }
 
   private flush(): void {
-    const { redis, keys, batchId, rowSize, ttlS } = this.options;
+    const { rowSize, sink } = this.options;
     const buf = encodeChunk({
       rows: this.rows,
       rowSize,
       ids: this.anyId ? this.ids : [],
       values: this.values.subarray(0, this.rows * rowSize),
     });
-    const key = keys.batchInput(batchId, this.chunks++);
     // Errors are kept and rethrown by drain or finish: no rejection goes unhandled.
     this.inflight.push(
-      redis.set(key, buf, 'EX', ttlS).then(
+      sink.stage(this.chunks++, buf, this.rows).then(
         () => undefined,
         (err: unknown) =>
           void (this.failure ??= err instanceof Error ? err : new Error(String(err))),

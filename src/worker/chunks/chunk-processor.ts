@@ -72,6 +72,7 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
   }
 
   async function rowCount(data: BatchChunkJobData): Promise<number> {
+    if (data.rows !== undefined) return data.rows;
     const [total, chunkRows] = await redis.hmget(keys.batch(data.batchId), 'total', 'chunkRows');
     return rowsOfChunk(Number(total), Number(chunkRows), data.chunk);
   }
@@ -122,8 +123,12 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
     const queueMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
     const result: BatchChunkResult = { batchId, chunk, rows: 0, finished: false, queueMs };
     // How many chunks run at once is the batch Worker's concurrency (BATCH_WORKER_CONCURRENCY).
-    const claim = await START_CHUNK.run(redis, [keys.batch(batchId)], [chunk, Date.now()]);
-    // Cancelled, already counted by an earlier run, or expired: nothing to do.
+    const claim = await START_CHUNK.run(
+      redis,
+      [keys.batch(batchId), keys.batchInput(batchId, chunk)],
+      [chunk, Date.now()],
+    );
+    // Cancelled, already counted by an earlier run, expired or rejected: nothing to do.
     if (claim !== 'run') return result;
     const { outcomes, ids } = await compute(job).catch(async (err: unknown) => {
       if (attemptsLeft(job) > 0) throw err;
