@@ -17,6 +17,7 @@ export default defineConfig({
       'test/shared/errors.test.ts',
       'test/shared/model-repository.test.ts',
       'test/shared/schemas.test.ts',
+      'test/shared/shards.test.ts',
       'test/worker/micro-batcher.test.ts',
     ],
     testTimeout: 30_000,

@@ -1,9 +1,9 @@
-import type { Queue } from 'bullmq';
 import { ApiError } from '../shared/errors.js';
 import type { RedisClient } from '../shared/redis.js';
 import type { Config } from '../shared/config.js';
 import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
 import type { Keys } from '../shared/keys.js';
+import type { ShardedQueue } from '../shared/shards.js';
 import type { Logger } from '../shared/logger.js';
 import type { ModelRepository } from '../shared/model-repository.js';
 import type { BatchService } from './batches/batch-service.js';
@@ -22,7 +22,10 @@ export interface ApiDeps {
   /** Producer connection: fails fast while Redis is away. */
   redis: RedisClient;
   keys: Keys;
-  queue: Queue<PredictJobData, PredictJobResult>;
+  /** The prediction queue, cut into QUEUE_SHARDS shard queues. */
+  queue: ShardedQueue<PredictJobData, PredictJobResult>;
+  /** The batch-chunk queue, cut into the same shards. */
+  batchQueue: ShardedQueue;
   /** This API process's id: workers reply to it on its own channel. */
   replicaId: string;
   jobs: JobService;

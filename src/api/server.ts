@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { serve, type ServerType } from '@hono/node-server';
-import { Queue, QueueEvents } from 'bullmq';
+import { QueueEvents } from 'bullmq';
 import type { Config } from '../shared/config.js';
 import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
-import { BATCH_QUEUE, createKeys, PREDICT_QUEUE } from '../shared/keys.js';
+import { parseChunkJobId } from '../shared/batches.js';
+import { BATCH_QUEUE, keysOf, PREDICT_QUEUE } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { ModelRepository } from '../shared/model-repository.js';
 import { closeRedis, createRedis, topologyOf, waitForReady } from '../shared/redis.js';
 import { replyChannel, subscribeChannel } from '../shared/replies.js';
+import { chunkShard, shardPrefixes, ShardedQueue } from '../shared/shards.js';
 import { createApp } from './app.js';
 import type { ApiDeps } from './deps.js';
 import { BatchService } from './batches/batch-service.js';
@@ -15,7 +17,7 @@ import { JobService } from './jobs/job-service.js';
 import { OnlineGatherer } from './predict/request-gathering.js';
 import { ApiMetrics } from './ops/api-metrics.js';
 import { apiModelReloads } from './models/model-rescan.js';
-import { IdSecret } from './jobs/public-ids.js';
+import { IdSecret, jobShard } from './jobs/public-ids.js';
 import { QueueDepth } from './ops/queue-depth.js';
 import { ResultHub } from './jobs/results-hub.js';
 import { mountLiveSocket } from './live/ws-route.js';
@@ -62,11 +64,15 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
   await waitForReady(redis, 3000).catch(() =>
     logger.warn('redis not ready at start; answering 503 until it is'),
   );
-  const keys = createKeys(config.QUEUE_PREFIX);
-  const queue = new Queue<PredictJobData, PredictJobResult>(PREDICT_QUEUE, {
-    connection: redis,
-    prefix: config.QUEUE_PREFIX,
-  });
+  const keys = keysOf(config);
+  // Each queue is cut into QUEUE_SHARDS shard queues; a job's id names its shard.
+  const prefixes = shardPrefixes(config.QUEUE_PREFIX, config.QUEUE_SHARDS);
+  const queue = new ShardedQueue<PredictJobData, PredictJobResult>(
+    PREDICT_QUEUE,
+    prefixes,
+    { connection: redis },
+    jobShard,
+  );
   queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
   // Workers reply to this replica alone, on its own channel (see shared/replies.ts).
   const replicaId = randomBytes(8).toString('hex');
@@ -88,7 +94,10 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     3000,
   );
   // Batch chunks live in their own queue (see BATCH_QUEUE); their ends reach the same hub.
-  const batchQueue = new Queue(BATCH_QUEUE, { connection: redis, prefix: config.QUEUE_PREFIX });
+  const batchQueue = new ShardedQueue(BATCH_QUEUE, prefixes, { connection: redis }, (jobId) => {
+    const chunk = parseChunkJobId(jobId);
+    return chunk ? chunkShard(chunk.batchId, chunk.chunk, prefixes.length) : 0;
+  });
   batchQueue.on('error', (err) => logger.warn({ err: err.message }, 'batch queue error'));
   const batchEventsRedis = createRedis({
     ...topologyOf(config),
@@ -98,11 +107,10 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
   batchEventsRedis.on('error', (err: Error) =>
     logger.debug({ err: err.message }, 'events connection error'),
   );
-  const batchEvents = new QueueEvents(BATCH_QUEUE, {
-    connection: batchEventsRedis,
-    prefix: config.QUEUE_PREFIX,
-  });
-  hub.attach(batchEvents);
+  const batchEvents = prefixes.map(
+    (prefix) => new QueueEvents(BATCH_QUEUE, { connection: batchEventsRedis, prefix }),
+  );
+  for (const events of batchEvents) hub.attach(events);
   const depth = new QueueDepth(
     queue,
     config.MAX_QUEUE_DEPTH,
@@ -122,6 +130,7 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     redis,
     keys,
     queue,
+    batchQueue,
     replicaId,
     jobs: new JobService(config, queue, redis, keys, hub, replicaId, {
       onCoalesced: () => metrics.coalesced.inc(),
@@ -163,7 +172,7 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
       // BullMQ's close waits for a connection that may never come while Redis is away.
       const reachable = redis.status === 'ready';
       await settleWithin(
-        Promise.all([queue.close(), batchEvents.close(), batchQueue.close()]),
+        Promise.all([queue.close(), batchQueue.close(), ...batchEvents.map((e) => e.close())]),
         reachable ? 5000 : 200,
       );
       await Promise.all([closeRedis(redis), closeRedis(replies), closeRedis(batchEventsRedis)]);

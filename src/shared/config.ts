@@ -40,6 +40,22 @@ export const ConfigSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_{}.-]+$/, 'letters, digits, _ . - { } only')
     .default('{inferq}'),
+  /**
+   * Shard queues per queue, each under its own hash tag so that a Cluster spreads them over its
+   * masters; default 1 on a single Redis or Sentinel, 6 with REDIS_CLUSTER_NODES.
+   */
+  QUEUE_SHARDS: z.coerce.number().int().min(1).max(64).optional(),
+  /**
+   * Shards this worker consumes, comma-separated indexes or ranges (`0-2,5`); default every
+   * shard. Lets hosts split the work.
+   */
+  WORKER_SHARDS: z
+    .string()
+    .default('')
+    .refine(
+      (v) => /^\s*(\d+(-\d+)?\s*(,\s*\d+(-\d+)?\s*)*)?$/.test(v),
+      'must be shard indexes or ranges, e.g. 0-2,5',
+    ),
   /** Host the API binds to. */
   HOST: z.string().default('0.0.0.0'),
   /** Port the API listens on; default 8080. */
@@ -155,8 +171,26 @@ export const ConfigSchema = z.object({
   LOG_FEATURES: bool(false),
 });
 
-/** Validated, frozen settings. */
-export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+/** Validated, frozen settings (QUEUE_SHARDS resolved to a number). */
+export type Config = Readonly<
+  Omit<z.infer<typeof ConfigSchema>, 'QUEUE_SHARDS'> & { QUEUE_SHARDS: number }
+>;
+
+/** Default QUEUE_SHARDS on a Cluster: two per master of a 3-master cluster. */
+export const CLUSTER_QUEUE_SHARDS = 6;
+
+/** The shard indexes listed by a WORKER_SHARDS value (empty = none listed). */
+export function parseShardList(value: string): number[] {
+  const out = new Set<number>();
+  for (const part of value
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const [from, to = from] = part.split('-').map(Number) as [number, number?];
+    for (let i = from; i <= to; i++) out.add(i);
+  }
+  return [...out].sort((a, b) => a - b);
+}
 
 /** Raised by loadConfig with every bad variable named. */
 export class ConfigError extends Error {
@@ -190,12 +224,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       `QUEUE_PREFIX=${JSON.stringify(parsed.data.QUEUE_PREFIX)}: must contain a hash tag such as {inferq} when REDIS_CLUSTER_NODES is set (BullMQ keeps a queue's keys in one slot)`,
     ]);
   }
+  const cluster = parsed.data.REDIS_CLUSTER_NODES.length > 0;
+  const shards = parsed.data.QUEUE_SHARDS ?? (cluster ? CLUSTER_QUEUE_SHARDS : 1);
+  const outside = parseShardList(parsed.data.WORKER_SHARDS).filter((i) => i >= shards);
+  if (outside.length > 0) {
+    throw new ConfigError([
+      `WORKER_SHARDS=${JSON.stringify(parsed.data.WORKER_SHARDS)}: shard ${outside[0]} does not exist (QUEUE_SHARDS=${shards}: 0-${shards - 1})`,
+    ]);
+  }
   if (parsed.data.MAX_WAIT_S < parsed.data.DEFAULT_WAIT_S) {
     throw new ConfigError([
       `MAX_WAIT_S: must be at least DEFAULT_WAIT_S (${parsed.data.DEFAULT_WAIT_S})`,
     ]);
   }
-  return Object.freeze(parsed.data);
+  return Object.freeze({ ...parsed.data, QUEUE_SHARDS: shards });
 }
 
 /** True when `key` starts a Redis Cluster hash tag: a non-empty `{...}` at its first brace. */

@@ -1,6 +1,9 @@
 /**
  * Every Redis key inferq writes beside BullMQ's own, built from one prefix. The prefix is a
- * Cluster hash tag by default (`{inferq}`), so every key of one deployment shares a slot.
+ * Cluster hash tag by default (`{inferq}`). With one queue shard every key of a deployment
+ * shares that tag (one slot). With more (QUEUE_SHARDS > 1), per-request keys drop it and spread
+ * over the whole Cluster: an input's cache entry and in-flight claim share a tag of their own
+ * (one MGET reads both), a batch's keys share its id as tag (its scripts touch several).
  */
 export interface Keys {
   /** Prefix handed to BullMQ for its queue keys. */
@@ -39,8 +42,14 @@ export const PREDICT_QUEUE = 'predict';
  */
 export const BATCH_QUEUE = 'batch';
 
-/** Builds the key set for one prefix. */
-export function createKeys(prefix: string): Keys {
+/** The key set of a deployment's settings. */
+export function keysOf(config: { QUEUE_PREFIX: string; QUEUE_SHARDS: number }): Keys {
+  return createKeys(config.QUEUE_PREFIX, config.QUEUE_SHARDS);
+}
+
+/** Builds the key set for one prefix and number of queue shards. */
+export function createKeys(prefix: string, shards = 1): Keys {
+  if (shards > 1) return spreadKeys(prefix);
   return {
     prefix,
     cache: (scope, hash) => `${prefix}:cache:${scope}:${hash}`,
@@ -53,5 +62,25 @@ export function createKeys(prefix: string): Keys {
     batch: (id) => `${prefix}:batch:${id}`,
     batchInput: (id, n) => `${prefix}:batch:${id}:in:${n}`,
     batchOutput: (id, n) => `${prefix}:batch:${id}:out:${n}`,
+  };
+}
+
+// The prefix without its hash tag braces: `{inferq}` -> `inferq`.
+const untagged = (prefix: string): string => prefix.replace(/[{}]/g, '');
+
+function spreadKeys(prefix: string): Keys {
+  const base = untagged(prefix);
+  return {
+    prefix,
+    cache: (scope, hash) => `${base}:cache:{${scope}:${hash}}`,
+    idempotency: (key) => `${base}:idem:${key}`,
+    cancelled: (jobId) => `${base}:cancelled:${jobId}`,
+    inflight: (scope, hash) => `${base}:inflight:{${scope}:${hash}}`,
+    idSecret: () => `${prefix}:id-secret`,
+    rateLimit: (clientId) => `${base}:ratelimit:${clientId}`,
+    modelsReloadChannel: () => `${prefix}:models:reload`,
+    batch: (id) => `${base}:batch:{${id}}`,
+    batchInput: (id, n) => `${base}:batch:{${id}}:in:${n}`,
+    batchOutput: (id, n) => `${base}:batch:{${id}}:out:${n}`,
   };
 }

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
-import type { Config } from '../shared/config.js';
+import { parseShardList, type Config } from '../shared/config.js';
 import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
 import { BATCH_QUEUE, PREDICT_QUEUE } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
@@ -8,6 +8,7 @@ import { ModelRepository, type ModelVersion } from '../shared/model-repository.j
 import { parseFailure } from '../shared/errors.js';
 import { closeRedis, createRedis, topologyOf } from '../shared/redis.js';
 import { replyChannel, type ReplyMessage } from '../shared/replies.js';
+import { shardPrefixes } from '../shared/shards.js';
 import { createBatchProcessor } from './chunks/chunk-processor.js';
 import type { BatchChunkJobData, BatchChunkResult } from '../shared/batches.js';
 import { CacheWriter } from './online/cache-writer.js';
@@ -20,7 +21,10 @@ import { InferenceThread } from './inference/sessions.js';
 
 /** A running worker process's parts. */
 export interface WorkerHandle {
+  /** The online worker of the first shard this process consumes. */
   worker: Worker<PredictJobData, PredictJobResult>;
+  /** One online worker per shard this process consumes (WORKER_SHARDS, default all). */
+  workers: Worker<PredictJobData, PredictJobResult>[];
   pool: ModelPool;
   /** Sizes of every inference batch run so far (for tests and metrics). */
   batchSizes: number[];
@@ -53,6 +57,48 @@ export function lockOptions(config: Config) {
     stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
     maxStalledCount: config.WORKER_MAX_STALLED_COUNT,
   };
+}
+
+/** What the online workers' event handlers report to. */
+interface OnlineWatch {
+  metrics: WorkerMetrics;
+  cache: CacheWriter;
+  replyTo: (replicaId: string) => string;
+  logger: Logger;
+}
+
+/** Metrics, logs and final-failure replies of one online worker. */
+function watchOnline(
+  worker: Worker<PredictJobData, PredictJobResult>,
+  { metrics, cache, replyTo, logger }: OnlineWatch,
+): void {
+  worker.on('error', (err) => logger.warn({ err: err.message }, 'worker error'));
+  worker.on('completed', (job) => {
+    metrics.completed(job);
+    // Every job kind ends here; the line carries ids and sizes, never the job's values.
+    logger.debug(
+      { jobId: job.id, job: job.name, model: job.data.model, version: job.data.version },
+      'job completed',
+    );
+  });
+  worker.on('failed', (job, err) => {
+    if (job) metrics.failed(job);
+    // The last failure of a job is news for the replica that waits for it (a retry is not).
+    const final =
+      err.name === 'UnrecoverableError' || (job?.attemptsMade ?? 0) >= (job?.opts.attempts ?? 1);
+    if (job?.data.replyTo && final) {
+      const message: ReplyMessage = {
+        jobId: job.id ?? '',
+        state: 'failed',
+        failure: parseFailure(err.message),
+      };
+      void cache.send(replyTo(job.data.replyTo), JSON.stringify(message)).catch(() => undefined);
+    }
+    logger.warn(
+      { jobId: job?.id, attemptsMade: job?.attemptsMade, reason: err.message },
+      'job failed',
+    );
+  });
 }
 
 /** Loads the models, then starts consuming the prediction queue. */
@@ -92,89 +138,69 @@ export async function startWorker({
   const cache = new CacheWriter(redis, config.CACHE_TTL_S);
   const replyTo = (replicaId: string) => replyChannel(config.QUEUE_PREFIX, replicaId);
   const locks = new LockKeeper({ config, logger });
-  const worker = new Worker<PredictJobData, PredictJobResult>(
-    PREDICT_QUEUE,
-    createProcessor({
-      pool,
-      cache,
-      replyChannel: replyTo,
-      logger,
-      onMissingModel: (since) => ops.onMissingModel(since),
-    }),
-    {
+  const name = config.WORKER_NAME || `${hostname()}-${process.pid}`;
+  const prefixes = shardPrefixes(config.QUEUE_PREFIX, config.QUEUE_SHARDS);
+  const listed = parseShardList(config.WORKER_SHARDS);
+  const mine = listed.length > 0 ? listed : prefixes.map((_, i) => i);
+  // The process's concurrency is shared out over the shards it consumes.
+  const perShard = (total: number) => Math.max(1, Math.ceil(total / mine.length));
+  const processor = createProcessor({
+    pool,
+    cache,
+    replyChannel: replyTo,
+    logger,
+    onMissingModel: (since) => ops.onMissingModel(since),
+  });
+  const chunkProcessor = createBatchProcessor({ pool, redis, config, logger });
+  const workers: Worker<PredictJobData, PredictJobResult>[] = [];
+  const chunkWorkers: Worker<BatchChunkJobData, BatchChunkResult>[] = [];
+  for (const shard of mine) {
+    const prefix = prefixes[shard] ?? config.QUEUE_PREFIX;
+    const worker = new Worker<PredictJobData, PredictJobResult>(PREDICT_QUEUE, processor, {
       connection: redis,
-      prefix: config.QUEUE_PREFIX,
-      concurrency: config.WORKER_CONCURRENCY,
+      prefix,
+      concurrency: perShard(config.WORKER_CONCURRENCY),
       autorun: true,
-      name: config.WORKER_NAME || `${hostname()}-${process.pid}`,
+      name,
       ...lockOptions(config),
-    },
-  );
-  worker.on('error', (err) => logger.warn({ err: err.message }, 'worker error'));
-  keepLocks(worker, locks, `${config.QUEUE_PREFIX}:${PREDICT_QUEUE}:`, logger);
-  worker.on('completed', (job) => {
-    metrics.completed(job);
-    // Every job kind ends here; the line carries ids and sizes, never the job's values.
-    logger.debug(
-      { jobId: job.id, job: job.name, model: job.data.model, version: job.data.version },
-      'job completed',
-    );
-  });
-  worker.on('failed', (job, err) => {
-    if (job) metrics.failed(job);
-    // The last failure of a job is news for the replica that waits for it (a retry is not).
-    const final =
-      err.name === 'UnrecoverableError' || (job?.attemptsMade ?? 0) >= (job?.opts.attempts ?? 1);
-    if (job?.data.replyTo && final) {
-      const message: ReplyMessage = {
-        jobId: job.id ?? '',
-        state: 'failed',
-        failure: parseFailure(err.message),
-      };
-      void cache.send(replyTo(job.data.replyTo), JSON.stringify(message)).catch(() => undefined);
-    }
-    logger.warn(
-      { jobId: job?.id, attemptsMade: job?.attemptsMade, reason: err.message },
-      'job failed',
-    );
-  });
-  const chunks = new Worker<BatchChunkJobData, BatchChunkResult>(
-    BATCH_QUEUE,
-    createBatchProcessor({
-      pool,
-      redis,
-      config,
-      logger,
-    }),
-    {
+    });
+    watchOnline(worker, { metrics, cache, replyTo, logger });
+    keepLocks(worker, locks, `${prefix}:${PREDICT_QUEUE}:`, logger);
+    workers.push(worker);
+    const chunks = new Worker<BatchChunkJobData, BatchChunkResult>(BATCH_QUEUE, chunkProcessor, {
       connection: redis,
-      prefix: config.QUEUE_PREFIX,
-      concurrency: config.BATCH_WORKER_CONCURRENCY,
-      name: config.WORKER_NAME || `${hostname()}-${process.pid}`,
+      prefix,
+      concurrency: perShard(config.BATCH_WORKER_CONCURRENCY),
+      name,
       ...lockOptions(config),
-    },
-  );
-  chunks.on('error', (err) => logger.warn({ err: err.message }, 'batch worker error'));
-  keepLocks(chunks, locks, `${config.QUEUE_PREFIX}:${BATCH_QUEUE}:`, logger);
-  chunks.on('failed', (job, err) =>
-    logger.warn(
-      { jobId: job?.id, attemptsMade: job?.attemptsMade, reason: err.message },
-      'batch chunk failed',
-    ),
-  );
+    });
+    chunks.on('error', (err) => logger.warn({ err: err.message }, 'batch worker error'));
+    keepLocks(chunks, locks, `${prefix}:${BATCH_QUEUE}:`, logger);
+    chunks.on('failed', (job, err) =>
+      logger.warn(
+        { jobId: job?.id, attemptsMade: job?.attemptsMade, reason: err.message },
+        'batch chunk failed',
+      ),
+    );
+    chunkWorkers.push(chunks);
+  }
   // Both BullMQ connections up: the worker is consuming and counted by getWorkersCount (readiness).
-  await Promise.all([worker.waitUntilReady(), chunks.waitUntilReady()]);
+  await Promise.all([...workers, ...chunkWorkers].map((w) => w.waitUntilReady()));
   await ops.start();
-  logger.info({ models: pool.keys(), concurrency: config.WORKER_CONCURRENCY }, 'worker started');
+  logger.info(
+    { models: pool.keys(), concurrency: config.WORKER_CONCURRENCY, shards: mine },
+    'worker started',
+  );
   return {
-    worker,
+    worker: workers[0] as Worker<PredictJobData, PredictJobResult>,
+    workers,
     pool,
     batchSizes,
     metrics,
     ops,
     close: async () => {
       await ops.close();
-      await Promise.all([worker.close(), chunks.close()]);
+      await Promise.all([...workers, ...chunkWorkers].map((w) => w.close()));
       await locks.close();
       await thread.close();
       await closeRedis(redis);

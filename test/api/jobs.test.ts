@@ -1,4 +1,3 @@
-import { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BREAST_CANCER_ROW, uniqueRow } from '../helpers/fixtures.js';
 import { createStack, type TestStack } from '../helpers/stack.js';
@@ -103,7 +102,7 @@ describe('/v1/jobs', () => {
       });
       const { body } = await view(id);
       expect(body).toMatchObject({ status: 'queued', version: '1.0.0' });
-      const job = await Job.fromId(stack.api.deps.queue, (await stack.refOf(id)).jobId);
+      const job = await stack.api.deps.queue.getJob((await stack.refOf(id)).jobId);
       expect(job?.opts.priority).toBe(3);
     });
 
@@ -229,7 +228,7 @@ describe('/v1/jobs', () => {
 
       const worker = await stack.startWorker();
       const results = await Promise.all(polls);
-      const job = await Job.fromId(stack.api.deps.queue, (await stack.refOf(id)).jobId);
+      const job = await stack.api.deps.queue.getJob((await stack.refOf(id)).jobId);
       const finishedOn = job?.finishedOn ?? NaN;
       for (const [i, { status, body }] of results.entries()) {
         expect(status).toBe(200);

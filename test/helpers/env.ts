@@ -31,16 +31,23 @@ export function testLogger(service = 'test'): Logger {
   return createLogger({ service, level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 }
 
-/** Deletes every key under `prefix` (SCAN, never FLUSH). */
+/**
+ * Deletes every key under `prefix` (SCAN, never FLUSH), shard queues (`{p-0}`) and the
+ * untagged per-request keys of a sharded deployment (`p:cache:...`) included.
+ */
 export async function removeKeys(prefix: string, url = REDIS_URL): Promise<void> {
   const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  const patterns = [`${prefix}:*`];
+  if (prefix.endsWith('}')) patterns.push(`${prefix.slice(0, -1)}-*`, `${prefix.slice(1, -1)}:*`);
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    for (const pattern of patterns) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await redis.del(...keys);
+      } while (cursor !== '0');
+    }
   } finally {
     redis.disconnect();
   }

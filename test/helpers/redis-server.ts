@@ -139,14 +139,31 @@ async function clusterOk(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
-/** Starts `count` cluster-enabled nodes and joins them with `redis-cli --cluster create`. */
-export async function startRedisCluster(count = 3): Promise<RedisClusterHandle> {
+/** Options of startRedisCluster. */
+export interface RedisClusterOptions {
+  /** Masters; default 3. */
+  masters?: number;
+  /** Replicas per master; default 0. */
+  replicas?: number;
+  /** cluster-node-timeout, ms: how soon a silent master is failed over; default Redis's 15000. */
+  nodeTimeoutMs?: number;
+}
+
+/**
+ * Starts cluster-enabled nodes (masters × (1 + replicas)) and joins them with
+ * `redis-cli --cluster create`, which gives each master an equal share of the slots.
+ */
+export async function startRedisCluster(
+  options: RedisClusterOptions | number = {},
+): Promise<RedisClusterHandle> {
+  const { masters = 3, replicas = 0, nodeTimeoutMs } =
+    typeof options === 'number' ? { masters: options } : options;
   const servers: RedisServer[] = [];
   const dispose = async () => {
     await Promise.all(servers.map((s) => s.dispose()));
   };
   try {
-    for (let i = 0; i < count; i++) {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
       const dir = mkdtempSync(join(tmpdir(), 'inferq-cluster-'));
       const port = await freePort();
       servers.push(
@@ -160,6 +177,7 @@ export async function startRedisCluster(count = 3): Promise<RedisClusterHandle> 
             'yes',
             '--cluster-config-file',
             join(dir, `nodes-${port}.conf`),
+            ...(nodeTimeoutMs ? ['--cluster-node-timeout', String(nodeTimeoutMs)] : []),
           ],
         }),
       );
@@ -167,7 +185,7 @@ export async function startRedisCluster(count = 3): Promise<RedisClusterHandle> 
     const nodes = servers.map((s) => `127.0.0.1:${s.port}`);
     const created = spawnSync(
       'redis-cli',
-      ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'],
+      ['--cluster', 'create', ...nodes, '--cluster-replicas', String(replicas), '--cluster-yes'],
       { encoding: 'utf8', timeout: 30_000 },
     );
     if (created.status !== 0)

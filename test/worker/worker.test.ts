@@ -52,7 +52,7 @@ describe('worker on test/fixtures/models', () => {
     stack = await createStack({
       env: { MODEL_DIR: 'test/fixtures/models', JOB_ATTEMPTS: '3', JOB_BACKOFF_MS: '100' },
     });
-    queue = stack.api.deps.queue;
+    queue = stack.api.deps.queue.shards[0] as PredictQueue;
     if (!stack.worker) throw new Error('no worker');
     worker = stack.worker;
   });

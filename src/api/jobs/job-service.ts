@@ -1,5 +1,6 @@
-import { createHash } from 'node:crypto';
-import { Job, type Queue } from 'bullmq';
+import { createHash, randomInt } from 'node:crypto';
+import type { Job } from 'bullmq';
+import { shardOfHash, shardOfText, type ShardedQueue } from '../../shared/shards.js';
 import type { RedisClient } from '../../shared/redis.js';
 import type { Config } from '../../shared/config.js';
 import { ApiError, parseFailure, type JobFailure } from '../../shared/errors.js';
@@ -40,6 +41,15 @@ export interface SubmitOptions {
   dedupId?: string;
   /** Register a waiter for this long before queuing, so no completion can slip past. */
   waitMs?: number;
+  /** Input hash (hex) that picks the queue shard; else the dedup id, else a random shard. */
+  shardKey?: string;
+}
+
+/** The queue shard of a submission: identical inputs (and deduplicated ones) meet on one. */
+function shardOf(options: SubmitOptions, shards: number): number {
+  if (options.shardKey) return shardOfHash(options.shardKey, shards);
+  if (options.dedupId) return shardOfText(options.dedupId, shards);
+  return randomInt(shards);
 }
 
 /** A queued (or shared) job and, when asked, the wait for it. */
@@ -71,7 +81,7 @@ const refKey = (ref: JobRef): string =>
 export class JobService {
   constructor(
     private readonly config: Config,
-    private readonly queue: Queue<PredictJobData, PredictJobResult>,
+    private readonly queue: ShardedQueue<PredictJobData, PredictJobResult>,
     private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly hub: ResultHub,
@@ -98,7 +108,7 @@ export class JobService {
   /** Queues a prediction job of its own (not gathered). */
   async submit(options: SubmitOptions): Promise<Submitted> {
     this.assertRedis();
-    const jobId = newJobId();
+    const jobId = newJobId(shardOf(options, this.config.QUEUE_SHARDS));
     this.hub.expect(jobId);
     const early = options.waitMs !== undefined ? this.hub.wait(jobId, options.waitMs) : undefined;
     let job: Job<PredictJobData, PredictJobResult>;
@@ -199,7 +209,7 @@ export class JobService {
   /** The view of `ref` under public id `id` for `owner`; throws 404 job_not_found. */
   async view(owner: Owner, ref: JobRef, id: string): Promise<JobView> {
     this.assertRedis();
-    let job = await Job.fromId<PredictJobData, PredictJobResult>(this.queue, ref.jobId);
+    let job = await this.queue.getJob(ref.jobId);
     const meta = ref.part === undefined ? job?.data : job?.data.parts?.[ref.part];
     if (!job || !meta || (ref.part === undefined && job.data.parts) || meta.owner !== owner) {
       const gone = await this.tombstone(ref, id);
@@ -210,7 +220,7 @@ export class JobService {
     const state = await job.getState();
     // Ended between the two reads: the job read first lacks its result and end time.
     if ((state === 'completed' || state === 'failed') && (!job.finishedOn || !job.returnvalue)) {
-      job = (await Job.fromId<PredictJobData, PredictJobResult>(this.queue, ref.jobId)) ?? job;
+      job = (await this.queue.getJob(ref.jobId)) ?? job;
     }
     const base = {
       id,
@@ -272,7 +282,7 @@ export class JobService {
       );
     }
     if (ref.part !== undefined) {
-      const job = await Job.fromId<PredictJobData, PredictJobResult>(this.queue, ref.jobId);
+      const job = await this.queue.getJob(ref.jobId);
       const live = (job?.data.parts ?? []).filter((p) => !p.skip).length;
       if (live !== 1) {
         throw new ApiError(

@@ -24,9 +24,19 @@ const MAGIC = 0xa51c;
 const PUBLIC_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const JOB_ID_RE = /^j[0-9a-f]{24}$/;
 
-/** A new queue job id: random, never all digits and free of ':' (BullMQ's rules). */
-export function newJobId(): string {
-  return `j${randomBytes(JOB_ID_BYTES).toString('hex')}`;
+/**
+ * A new queue job id for queue shard `shard`: its first byte names the shard, the rest is
+ * random; never all digits and free of ':' (BullMQ's rules).
+ */
+export function newJobId(shard = 0): string {
+  const bytes = randomBytes(JOB_ID_BYTES);
+  bytes[0] = shard;
+  return `j${bytes.toString('hex')}`;
+}
+
+/** The queue shard named by a job id (0 for ids not made by newJobId). */
+export function jobShard(jobId: string): number {
+  return JOB_ID_RE.test(jobId) ? Number.parseInt(jobId.slice(1, 3), 16) : 0;
 }
 
 /** A short, stable tag of an owner for Redis key names (cache and in-flight scopes). */

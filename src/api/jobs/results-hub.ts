@@ -1,4 +1,4 @@
-import type { Queue, QueueEvents } from 'bullmq';
+import type { QueueEvents } from 'bullmq';
 import type { RedisClient } from '../../shared/redis.js';
 import { parseFailure, type JobFailure } from '../../shared/errors.js';
 import type { PredictJobResult } from '../../shared/jobs.js';
@@ -77,7 +77,7 @@ export class ResultHub {
   private sweptAt = Date.now();
 
   constructor(
-    private readonly queue: Queue,
+    private readonly queue: { toKey(jobId: string): string },
     /** Producer connection used to read job hashes. */
     private readonly redis: RedisClient,
     private readonly logger: Logger,

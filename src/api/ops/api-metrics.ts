@@ -1,4 +1,4 @@
-import type { Queue } from 'bullmq';
+import type { JobCounter } from '../../shared/shards.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../../shared/logger.js';
 
@@ -27,7 +27,7 @@ export class ApiMetrics {
   readonly jobWait: Histogram;
   readonly rateLimited: Counter;
 
-  constructor(queue: Queue, logger: Logger) {
+  constructor(queue: JobCounter, logger: Logger) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.httpRequests = new Counter({
@@ -83,7 +83,7 @@ export class ApiMetrics {
   }
 
   /** Adds `inferq_batch_chunks{state}`: batch-chunk jobs of `queue` by state, read at scrape time. */
-  watchBatchQueue(queue: Queue, logger: Logger): void {
+  watchBatchQueue(queue: JobCounter, logger: Logger): void {
     new Gauge({
       name: 'inferq_batch_chunks',
       help: 'Batch-chunk jobs (BATCH_CHUNK_ROWS rows each) by state, read from Redis at scrape time.',

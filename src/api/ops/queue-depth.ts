@@ -1,4 +1,4 @@
-import type { Queue } from 'bullmq';
+import type { JobCounter } from '../../shared/shards.js';
 import { ApiError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 
@@ -11,7 +11,7 @@ export class QueueDepth {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly queue: Queue,
+    private readonly queue: JobCounter,
     /** Depth above which new work is refused; 0 = unbounded. */
     private readonly maxDepth: number,
     private readonly logger: Logger,

@@ -1,4 +1,3 @@
-import type { Queue } from 'bullmq';
 import type { Config } from '../../shared/config.js';
 import {
   PREDICT_JOB,
@@ -8,6 +7,7 @@ import {
   type PredictJobResult,
 } from '../../shared/jobs.js';
 import type { Keys } from '../../shared/keys.js';
+import { shardOfHash, type ShardedQueue } from '../../shared/shards.js';
 import type { RedisClient } from '../../shared/redis.js';
 import { Gatherer } from './group-commit.js';
 import { newJobId, ownerTag, type Owner } from '../jobs/public-ids.js';
@@ -44,7 +44,7 @@ export interface Placement {
 /** Options of OnlineGatherer. */
 export interface OnlineGathererDeps {
   config: Config;
-  queue: Queue<PredictJobData, PredictJobResult>;
+  queue: ShardedQueue<PredictJobData, PredictJobResult>;
   redis: RedisClient;
   keys: Keys;
   hub: ResultHub;
@@ -123,7 +123,8 @@ export class OnlineGatherer {
 
   private async flush(items: GatherItem[]): Promise<Placement[]> {
     const { redis, keys, hub } = this.deps;
-    const jobId = newJobId();
+    // The first request's input picks the shard: a lone request's identical twins meet there.
+    const jobId = newJobId(shardOfHash(items[0]?.hash ?? '', this.deps.config.QUEUE_SHARDS));
     const claimMs = Math.max(...items.map((i) => i.waitMs), 30_000);
     hub.expect(jobId);
     const waits = items.map((item) => (item.waitMs > 0 ? hub.wait(jobId, item.waitMs) : undefined));
@@ -139,9 +140,12 @@ export class OnlineGatherer {
     } catch (err) {
       for (const w of waits) w?.cancel();
       await Promise.all(claims);
-      const release = redis.pipeline();
-      for (const item of items) release.del(keys.inflight(ownerTag(item.owner), item.hash));
-      await release.exec().catch(() => undefined);
+      // One DEL each: on a Cluster the claims live in different slots.
+      await Promise.all(
+        items.map((item) =>
+          redis.del(keys.inflight(ownerTag(item.owner), item.hash)).catch(() => 0),
+        ),
+      );
       throw err;
     }
     return items.map((_, i) => ({ jobId, index: i, coalesced: false, wait: waits[i] }));

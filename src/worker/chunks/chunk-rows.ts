@@ -5,6 +5,7 @@ import type { Keys } from '../../shared/keys.js';
 import type { RedisClient } from '../../shared/redis.js';
 import type { LoadedModel } from '../inference/model-pool.js';
 import { ModelOutputError, toInstanceResults } from '../inference/output-shaping.js';
+import { mgetAcrossSlots } from '../../shared/slots.js';
 import type { ThreadTensor } from '../inference/thread-protocol.js';
 
 /** How one row of a batch ended. */
@@ -57,7 +58,8 @@ export async function lookupCache(
       const hash = inputHash(model.name, model.version, 1, rowOf(values, model.rowSize, i));
       names.push(keys.cache(scope, hash));
     }
-    for (const hit of await redis.mget(...names)) outcomes.push(cachedOutcome(hit));
+    // Rows' cache keys spread over a Cluster's slots (QUEUE_SHARDS > 1): one MGET per slot.
+    for (const hit of await mgetAcrossSlots(redis, names)) outcomes.push(cachedOutcome(hit));
   }
   return outcomes;
 }
