@@ -9,6 +9,23 @@ import { startWorkerProcess, stopAll, type InferqProcess } from '../helpers/proc
 import { startRedisCluster, type RedisClusterHandle } from '../helpers/redis-server.js';
 
 const PREDICT = '/v1/models/breast-cancer/predict';
+/** Unique cache-miss requests of the load whose command spread is measured. */
+const MISS_REQUESTS = 600;
+// Redis's own bookkeeping and this test's probes, not the deployment's work.
+const ADMIN_COMMANDS =
+  /^cmdstat_(info|config|cluster|client|command|ping|hello|readonly|select|auth)$/;
+
+const fmt = (shares: number[]) => shares.map((s) => `${(s * 100).toFixed(1)}%`).join(' / ');
+
+/** Calls of work commands since the last CONFIG RESETSTAT, from INFO commandstats. */
+function workCalls(info: string): number {
+  let calls = 0;
+  for (const line of info.split('\n')) {
+    const m = /^(cmdstat_[^:]+):calls=(\d+)/.exec(line.trim());
+    if (m && !ADMIN_COMMANDS.test(m[1] ?? '')) calls += Number(m[2]);
+  }
+  return calls;
+}
 
 describe('cluster settings', () => {
   it('rejects a QUEUE_PREFIX without a hash tag when REDIS_CLUSTER_NODES is set', () => {
@@ -51,8 +68,26 @@ describe('on a real three-node Redis Cluster', () => {
       body: JSON.stringify(body),
     });
 
+  const masters = () => cluster.servers;
+
+  /** Each master's share of the work commands Redis ran during `work`. */
+  async function commandShares(work: () => Promise<void>): Promise<number[]> {
+    const clients = masters().map((n) => new Redis({ port: n.port, host: '127.0.0.1' }));
+    try {
+      await Promise.all(clients.map((c) => c.config('RESETSTAT')));
+      await work();
+      const calls = await Promise.all(
+        clients.map(async (c) => workCalls(await c.info('commandstats'))),
+      );
+      const total = calls.reduce((a, b) => a + b, 0);
+      return calls.map((n) => n / total);
+    } finally {
+      for (const c of clients) c.disconnect();
+    }
+  }
+
   beforeAll(async () => {
-    cluster = await startRedisCluster(3);
+    cluster = await startRedisCluster({ masters: 3 });
     const env = {
       REDIS_CLUSTER_NODES: cluster.nodes.join(','),
       QUEUE_PREFIX: uniquePrefix('cluster'),
@@ -134,26 +169,73 @@ describe('on a real three-node Redis Cluster', () => {
     expect(lines.every((l) => l.status === 'completed')).toBe(true);
   });
 
-  it('keeps every key of the deployment in the one slot of its hash tag', async () => {
-    const holders: string[] = [];
-    for (const node of cluster.servers) {
-      const redis = new Redis({ port: node.port, host: '127.0.0.1' });
-      try {
-        const keys = await redis.keys(`${config.QUEUE_PREFIX}*`);
-        if (keys.length > 0) holders.push(String(node.port));
-        const slots = new Set(await Promise.all(keys.map((k) => redis.cluster('KEYSLOT', k))));
-        expect(slots.size).toBeLessThanOrEqual(1);
-        if (keys.length > 0) {
-          expect(keys.some((k) => k.includes(':cache:'))).toBe(true);
-          expect(keys.some((k) => k.includes(':idem:'))).toBe(true);
-          expect(keys.some((k) => k.endsWith(':predict:events'))).toBe(true);
-          expect(keys.some((k) => k.includes(':batch:'))).toBe(true);
+  it('gives every master 20-45% of the commands under cache-miss load and during a batch', async () => {
+    const load = await commandShares(async () => {
+      let next = 0;
+      const send = async () => {
+        while (next < MISS_REQUESTS) {
+          const res = await post(PREDICT, { features: uniqueRow(500_000 + next++) });
+          expect(res.status).toBe(200);
         }
-      } finally {
-        redis.disconnect();
-      }
+      };
+      await Promise.all(Array.from({ length: 16 }, send));
+    });
+    const rows = 20_000;
+    const body = Array.from({ length: rows }, (_, i) =>
+      JSON.stringify({ id: `r${i}`, features: uniqueRow(600_000 + i) }),
+    ).join('\n');
+    let results: { index: number; id: string; status: string; label?: string }[] = [];
+    const batch = await commandShares(async () => {
+      const res = await api.app.request('/v1/batches?model=breast-cancer', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body,
+      });
+      expect(res.status).toBe(202);
+      const { id } = (await res.json()) as { id: string };
+      const text = await (await api.app.request(`/v1/batches/${id}/results`)).text();
+      results = text
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as (typeof results)[number]);
+    });
+    console.log(
+      `per-master share of commands: cache-miss load ${fmt(load)}, ${rows}-row batch ${fmt(batch)}`,
+    );
+    for (const share of [...load, ...batch]) {
+      expect(share).toBeGreaterThanOrEqual(0.2);
+      expect(share).toBeLessThanOrEqual(0.45);
     }
-    expect(holders).toHaveLength(1);
+    // Every row answered, in order, and the same as the online path answers it.
+    expect(results.map((r) => r.index)).toEqual(Array.from({ length: rows }, (_, i) => i));
+    expect(results.every((r) => r.status === 'completed')).toBe(true);
+    for (const i of [0, 4_321, 19_999]) {
+      const online = (await (await post(PREDICT, { features: uniqueRow(600_000 + i) })).json()) as {
+        label: string;
+      };
+      expect(results[i]).toMatchObject({ id: `r${i}`, label: online.label });
+    }
+  }, 180_000);
+
+  it('spreads the shard queues and per-request keys over every master', async () => {
+    expect(config.QUEUE_SHARDS).toBe(6);
+    const perNode = await Promise.all(
+      masters().map(async (node) => {
+        const redis = new Redis({ port: node.port, host: '127.0.0.1' });
+        try {
+          const base = config.QUEUE_PREFIX.slice(1, -1);
+          const keys = [...(await redis.keys(`{${base}-*`)), ...(await redis.keys(`${base}:*`))];
+          return keys;
+        } finally {
+          redis.disconnect();
+        }
+      }),
+    );
+    for (const keys of perNode) {
+      // Two of the six shard queues live on each master, beside cached results of the load's inputs.
+      expect(new Set(keys.filter((k) => k.endsWith(':predict:meta'))).size).toBe(2);
+      expect(keys.some((k) => k.includes(':cache:'))).toBe(true);
+    }
   });
 
   it('builds Cluster clients for both connection roles from createRedis', async () => {
