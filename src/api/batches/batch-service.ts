@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { JobsOptions, Queue } from 'bullmq';
+import type { JobsOptions } from 'bullmq';
+import type { ShardedQueue } from '../../shared/shards.js';
 import type { RedisClient } from '../../shared/redis.js';
 import { CANCEL_BATCH, SEAL_BATCH } from '../../shared/batch-scripts.js';
 import {
@@ -63,7 +64,7 @@ export class BatchService {
   constructor(
     private readonly config: Config,
     /** The batch-chunk queue (Bull Board shows it too). */
-    readonly queue: Queue,
+    readonly queue: ShardedQueue,
     private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly hub: ResultHub,

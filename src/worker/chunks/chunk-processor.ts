@@ -9,7 +9,7 @@ import {
 } from '../../shared/batches.js';
 import type { Config } from '../../shared/config.js';
 import type { ErrorCode } from '../../shared/errors.js';
-import { createKeys } from '../../shared/keys.js';
+import { keysOf } from '../../shared/keys.js';
 import type { Logger } from '../../shared/logger.js';
 import type { RedisClient } from '../../shared/redis.js';
 import {
@@ -42,7 +42,7 @@ function failAll(rows: number, code: ErrorCode, message: string): RowOutcome[] {
 /** Builds the processor of 'batch-chunk' jobs: staged rows -> cache / inference -> one result key. */
 export function createBatchProcessor(deps: BatchProcessorDeps) {
   const { pool, redis, config, logger } = deps;
-  const keys = createKeys(config.QUEUE_PREFIX);
+  const keys = keysOf(config);
 
   async function outcomesOf(data: BatchChunkJobData, staged: StagedChunk): Promise<RowOutcome[]> {
     const loaded = pool.get(data.model, data.version);
