@@ -153,7 +153,7 @@ export async function closeRedis(redis: RedisClient): Promise<void> {
 
 // ioredis and Redis messages that mean "Redis is away or not serving yet", not a bug.
 const UNAVAILABLE_RE =
-  /Command timed out|Connection is closed|Stream isn't writeable|enableOfflineQueue|max retries per request|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|^LOADING|^MASTERDOWN|^READONLY|^CLUSTERDOWN|^TRYAGAIN|Cluster isn't ready|None of startup nodes|Failed to refresh slots/;
+  /Command timed out|Connection is closed|Stream isn't writeable|enableOfflineQueue|max retries per request|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|^LOADING|^MASTERDOWN|^READONLY|^CLUSTERDOWN|^TRYAGAIN|Cluster isn't ready|None of startup nodes|Failed to refresh slots|Too many Cluster redirections/;
 
 /** True when `err` says Redis is unreachable or not serving (answer 503), not that the code is wrong. */
 export function isUnavailableError(err: unknown): boolean {
