@@ -36,7 +36,6 @@ import {
 } from '@kubernetes-models/keda/keda.sh/v1alpha1/TriggerAuthentication';
 import { program } from '../../src/cli/program.js';
 import { ConfigSchema, loadConfig } from '../../src/shared/config.js';
-import { PREDICT_QUEUE } from '../../src/shared/keys.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -585,7 +584,6 @@ describe('k8s manifests', () => {
         'PodDisruptionBudget/inferq-api',
         'Deployment/inferq-worker',
         'PodDisruptionBudget/inferq-worker',
-        'TriggerAuthentication/inferq-redis',
         'ScaledObject/inferq-worker',
       ].sort(),
     );
@@ -756,21 +754,18 @@ describe('k8s manifests', () => {
     expect(so.spec.scaleTargetRef.kind ?? 'Deployment').toBe('Deployment');
     expect(so.spec.minReplicaCount).toBeGreaterThanOrEqual(1);
 
-    const prefix = find<IConfigMap>(base, 'ConfigMap', 'inferq-config').data?.QUEUE_PREFIX;
-    expect(prefix).toBe('{inferq}');
-    const key = (state: string) => `${prefix}:${PREDICT_QUEUE}:${state}`;
+    // Queues are cut into shard queues (QUEUE_SHARDS), each with keys of its own: the triggers
+    // read the API's gauges, which add every shard up, over every state a job waits in.
+    const config = find<IConfigMap>(base, 'ConfigMap', 'inferq-config').data ?? {};
+    expect(config.QUEUE_PREFIX).toBe('{inferq}');
+    expect(Number(config.QUEUE_SHARDS)).toBeGreaterThanOrEqual(1);
     const triggers = so.spec.triggers;
-    const lists = triggers
-      .filter((t) => t.type === 'redis' || t.type === 'redis-cluster')
-      .map((t) => t.metadata.listName);
-    expect(lists, 'waiting jobs (list)').toContain(key('wait'));
-    const metricQueries = triggers
-      .filter((t) => t.type === 'prometheus')
-      .map((t) => t.metadata.query ?? '');
-    expect(
-      metricQueries.some((q) => q.includes('inferq_queue_jobs') && /prioritized/.test(q)),
-      'prioritized jobs (zset) via inferq_queue_jobs',
-    ).toBe(true);
+    expect(triggers.every((t) => t.type === 'prometheus')).toBe(true);
+    const queries = triggers.map((t) => t.metadata.query ?? '');
+    const jobs = queries.find((q) => q.includes('inferq_queue_jobs')) ?? '';
+    for (const state of ['waiting', 'prioritized', 'delayed', 'active'])
+      expect(jobs, `online jobs in state ${state}`).toContain(state);
+    expect(queries.some((q) => q.includes('inferq_batch_chunks'))).toBe(true);
 
     // Every trigger is named and summed by scalingModifiers (the HPA alone would take the max).
     const advanced = so.spec.advanced as
@@ -784,22 +779,7 @@ describe('k8s manifests', () => {
     }
     expect(Number(advanced?.scalingModifiers?.target)).toBeGreaterThan(0);
 
-    // The redis triggers authenticate through a TriggerAuthentication whose Secret keys exist.
-    for (const t of triggers.filter((x) => x.type === 'redis')) {
-      const auth = find<ITriggerAuthentication>(
-        base,
-        'TriggerAuthentication',
-        t.authenticationRef!.name,
-      );
-      for (const ref of auth.spec.secretTargetRef ?? []) {
-        const secret = find<ISecret>(base, 'Secret', ref.name);
-        expect(
-          Object.keys(secret.stringData ?? secret.data ?? {}),
-          `${ref.name}.${ref.key}`,
-        ).toContain(ref.key);
-      }
-      expect((auth.spec.secretTargetRef ?? []).map((r) => r.parameter)).toContain('address');
-    }
+
   });
 });
 
@@ -821,13 +801,10 @@ describe('k8s dev overlay', () => {
     expect(c.readinessProbe).toBeDefined();
   });
 
-  it('points the app and KEDA at that Redis', () => {
+  it('points the app at that Redis', () => {
     const api = containerEnv(dev, container(find<IDeployment>(dev, 'Deployment', 'inferq-api')));
     expect(new URL(api.REDIS_URL!).hostname).toBe('inferq-redis');
     const secret = find<ISecret>(dev, 'Secret', 'inferq-secrets');
-    expect(secret.stringData?.REDIS_ADDRESS).toMatch(
-      /^inferq-redis\.[a-z0-9-]+\.svc\.cluster\.local:6379$/,
-    );
     expect(Object.values(secret.stringData ?? {}).join(' ')).not.toContain('CHANGE_ME');
   });
 
