@@ -1,4 +1,5 @@
-import { Hono, type Context } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import { timing } from 'hono/timing';
@@ -9,13 +10,13 @@ import { refuseWhileShuttingDown } from './http/shutdown-drain.js';
 import { limitBody, limitDeclared } from './http/request-body.js';
 import { bodyUnread, closeAfterBody } from './http/unread-body.js';
 import { operationsRoutes, useOperations } from './ops/operator-wiring.js';
-import { batchRoutes, isNdjsonBatchUpload } from './batches/batch-routes.js';
+import { batchRoutes, isNdjsonBatchUpload } from './batches/routes.js';
 import { healthRoutes } from './ops/health-routes.js';
-import { jobRoutes } from './jobs/job-routes.js';
-import { modelRoutes } from './models/model-routes.js';
-import { predictRoutes } from './predict/predict-routes.js';
-import { jobEventRoutes } from './jobs/job-event-routes.js';
-import { v2Routes } from './v2/v2-routes.js';
+import { jobRoutes } from './jobs/routes.js';
+import { modelRoutes } from './models/routes.js';
+import { predictRoutes } from './predict/routes.js';
+import { jobEventRoutes } from './jobs/event-routes.js';
+import { v2Routes } from './v2/routes.js';
 import { isV2Path, v2ErrorBody, v2Status } from './v2/v2-errors.js';
 
 function render(c: Context<AppEnv>, err: ApiError): Response {
@@ -35,9 +36,12 @@ function fromHttpException(err: HTTPException): ApiError {
   return new ApiError('internal_error');
 }
 
-/** Builds the HTTP app: every route, one error renderer. */
-export function createApp(deps: ApiDeps): Hono<AppEnv> {
-  const app = new Hono<AppEnv>({ strict: false });
+/**
+ * Builds the HTTP app: every route, one error renderer. Routes carry their OpenAPI definitions
+ * (feature folders' routes.ts); /openapi.json is generated from what is mounted here.
+ */
+export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({ strict: false });
   const { logger } = deps;
 
   app.use('*', requestId({ limitLength: 200 }));

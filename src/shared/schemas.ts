@@ -19,7 +19,7 @@ function featureProblem(v: unknown): string | undefined {
   return undefined;
 }
 
-// How the documents describe the arrays below (zod cannot render a custom check).
+// How the document describes the arrays below (a custom check has no JSON Schema of its own).
 const NUMBERS_DOC = { type: 'array', items: { type: 'number' } } as const;
 
 /**
@@ -29,12 +29,12 @@ const NUMBERS_DOC = { type: 'array', items: { type: 'number' } } as const;
  */
 export const FeaturesSchema = z
   .custom<unknown[]>((v) => Array.isArray(v), 'must be an array of numbers')
-  .meta({ override: NUMBERS_DOC });
+  .meta(NUMBERS_DOC);
 
 /** A list of instances, each an array of numbers; counted and measured by `toInput` first. */
 export const InstancesSchema = z
   .custom<unknown[]>((v) => Array.isArray(v), 'must be an array of instances (arrays of numbers)')
-  .meta({ override: { type: 'array', minItems: 1, items: NUMBERS_DOC } });
+  .meta({ type: 'array', minItems: 1, items: NUMBERS_DOC });
 
 /** A semver version string. */
 export const VersionSchema = z
@@ -52,7 +52,8 @@ export const PredictRequestSchema = z
   })
   .refine((b) => (b.features === undefined) !== (b.instances === undefined), {
     message: 'send exactly one of "features" (one instance) or "instances" (a list)',
-  });
+  })
+  .meta({ id: 'PredictRequest' });
 export type PredictRequest = z.infer<typeof PredictRequestSchema>;
 
 /** Body of POST /v1/jobs. */
@@ -66,7 +67,8 @@ export const JobRequestSchema = z
   })
   .refine((b) => (b.features === undefined) !== (b.instances === undefined), {
     message: 'send exactly one of "features" (one instance) or "instances" (a list)',
-  });
+  })
+  .meta({ id: 'JobRequest' });
 export type JobRequest = z.infer<typeof JobRequestSchema>;
 
 function pathOf(path: readonly PropertyKey[]): string {
@@ -83,14 +85,19 @@ export function zodDetails(error: z.ZodError): ErrorDetail[] {
   });
 }
 
+/** The 422 validation_error of a failed parse, with paths in details. */
+export function validationError(error: z.ZodError): ApiError {
+  const details = zodDetails(error);
+  const first = details[0];
+  const message = first ? `${first.path ? `${first.path}: ` : ''}${first.message}` : undefined;
+  return new ApiError('validation_error', message, details);
+}
+
 /** Parses `value` with `schema` or throws 422 validation_error with paths in details. */
 export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const details = zodDetails(result.error);
-  const first = details[0];
-  const message = first ? `${first.path ? `${first.path}: ` : ''}${first.message}` : undefined;
-  throw new ApiError('validation_error', message, details);
+  throw validationError(result.error);
 }
 
 /** Instances checked against a model's row width, ready for a job. */

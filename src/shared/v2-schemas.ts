@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import type { Datatype } from './onnx-metadata.js';
 
 const ParametersSchema = z.record(z.string(), z.unknown());
 
@@ -12,7 +11,7 @@ export const InferInputSchema = z.object({
   // Taken as it comes: its length is checked against `shape` before any element is looked at.
   data: z
     .custom<unknown[]>((v) => Array.isArray(v), 'must be an array')
-    .meta({ override: { type: 'array', items: {} } }),
+    .meta({ type: 'array', items: {} }),
 });
 export type InferInput = z.infer<typeof InferInputSchema>;
 
@@ -23,27 +22,19 @@ export const InferOutputRequestSchema = z.object({
 });
 
 /** Body of POST /v2/models/{model}[/versions/{version}]/infer (Open Inference Protocol). */
-export const InferRequestSchema = z.object({
-  id: z.string().max(256).optional(),
-  parameters: ParametersSchema.optional(),
-  inputs: z.array(InferInputSchema).min(1, 'must hold at least one input tensor'),
-  outputs: z.array(InferOutputRequestSchema).optional(),
-});
+export const InferRequestSchema = z
+  .object({
+    id: z.string().max(256).optional(),
+    parameters: ParametersSchema.optional(),
+    inputs: z.array(InferInputSchema).min(1, 'must hold at least one input tensor'),
+    outputs: z.array(InferOutputRequestSchema).optional(),
+  })
+  .meta({ id: 'V2InferRequest' });
 export type InferRequest = z.infer<typeof InferRequestSchema>;
 
-/** One output tensor of an infer response: flat row-major data. */
-export interface InferOutput {
-  name: string;
-  shape: number[];
-  datatype: Datatype;
-  /** Numbers, or booleans for BOOL tensors. */
-  data: number[] | boolean[];
-}
-
-/** Body of a successful infer response. */
-export interface InferResponse {
-  model_name: string;
-  model_version: string;
-  id?: string;
-  outputs: InferOutput[];
-}
+export type {
+  /** One output tensor of an infer response: flat row-major data. */
+  V2OutputTensor as InferOutput,
+  /** Body of a successful infer response. */
+  V2InferResponse as InferResponse,
+} from './contracts/v2.js';

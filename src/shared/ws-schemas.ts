@@ -1,9 +1,8 @@
 import { z } from 'zod';
+import { RefSchema, type Ref } from './contracts/live.js';
 import { FeaturesSchema, InstancesSchema, ModelNameSchema, VersionSchema } from './schemas.js';
 
-/** A client's tag for one WebSocket request, echoed in its answer. */
-export const RefSchema = z.union([z.string().min(1).max(200), z.number().finite()]);
-export type Ref = z.infer<typeof RefSchema>;
+export { RefSchema, type Ref };
 
 /** One request on GET /v1/ws: a model, inputs, and the client's `ref`. */
 export const LiveRequestSchema = z
@@ -16,7 +15,8 @@ export const LiveRequestSchema = z
   })
   .refine((b) => (b.features === undefined) !== (b.instances === undefined), {
     message: 'send exactly one of "features" (one instance) or "instances" (a list)',
-  });
+  })
+  .meta({ id: 'LiveRequest' });
 export type LiveRequest = z.infer<typeof LiveRequestSchema>;
 
 /** The `ref` of a message when one can be read, so that even a bad message's answer is matched. */

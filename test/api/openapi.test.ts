@@ -1,7 +1,9 @@
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi, type ApiHandle } from '../../src/api/server.js';
+import { PUBLIC_ID_RE, WAIT_RE } from '../../src/shared/contracts/common.js';
 import { ERROR_CATALOGUE } from '../../src/shared/errors.js';
+import { MODEL_NAME_RE } from '../../src/shared/model-repository.js';
 import { removeKeys, testConfig, testLogger } from '../helpers/env.js';
 
 // Response bodies are untyped JSON.
@@ -85,6 +87,38 @@ describe('GET /openapi.json', () => {
     expect(schemas.JobRequest.properties.priority).toMatchObject({ minimum: 1, maximum: 10 });
     const batch = doc.paths['/v1/batches'].post.requestBody.content;
     expect(Object.keys(batch).sort()).toEqual(['application/json', 'application/x-ndjson']);
+  });
+
+  it('documents the parameters and headers the code reads and enforces', () => {
+    const params = (path: string, method: string) =>
+      Object.fromEntries(
+        (doc.paths[path][method].parameters as any[]).map((p) => [`${p.in} ${p.name}`, p.schema]),
+      );
+    const uuid = PUBLIC_ID_RE.source;
+    for (const path of ['/v1/jobs/{id}', '/v1/jobs/{id}/events'])
+      expect(params(path, 'get')['path id'].pattern).toBe(uuid);
+    for (const path of ['/v1/batches/{id}', '/v1/batches/{id}/results', '/v1/batches/{id}/events'])
+      expect(params(path, 'get')['path id'].pattern).toBe(uuid);
+    for (const path of ['/v1/jobs/{id}', '/v1/batches/{id}']) {
+      expect(params(path, 'get')['query wait']).toMatchObject({ pattern: WAIT_RE.source });
+      expect(params(path, 'get')['header prefer']).toBeDefined();
+    }
+    expect(params('/v2/models/{model}/infer', 'post')['header prefer']).toBeDefined();
+    expect(params('/v1/batches', 'post')['header x-model-version']).toBeDefined();
+    expect(params('/v1/models/{model}', 'get')['path model'].pattern).toBe(MODEL_NAME_RE.source);
+  });
+
+  it('describes NDJSON lines and SSE events with component schemas', () => {
+    const content = (path: string) => doc.paths[path].get.responses['200'].content;
+    expect(content('/v1/batches/{id}/results')['application/x-ndjson'].schema.$ref).toBe(
+      '#/components/schemas/BatchResultLine',
+    );
+    expect(content('/v1/jobs/{id}/events')['text/event-stream'].schema.$ref).toBe(
+      '#/components/schemas/JobEvent',
+    );
+    expect(content('/v1/batches/{id}/events')['text/event-stream'].schema.$ref).toBe(
+      '#/components/schemas/BatchEvent',
+    );
   });
 
   it('names every error code of the catalogue in the error envelope', () => {

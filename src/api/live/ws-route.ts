@@ -1,12 +1,44 @@
 import { createNodeWebSocket } from '@hono/node-ws';
 import type { ServerType } from '@hono/node-server';
+import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import type { Context, Hono } from 'hono';
+import { z } from 'zod';
+import { LiveAnswerSchema } from '../../shared/contracts/live.js';
 import { ApiError } from '../../shared/errors.js';
+import { LiveRequestSchema } from '../../shared/ws-schemas.js';
 import type { ApiDeps, AppEnv } from '../deps.js';
 import { LiveSession } from './live-session.js';
 import { messageCharge, rateLimitClientId } from '../http/rate-limit.js';
 import { RateLimiter, type RateDecision } from '../http/rate-limiter.js';
 import { ownerOf } from '../http/owner.js';
+import { API_KEY_SECURITY, COMMON_V1, errors, json } from '../openapi/common.js';
+
+const LiveRoute = createRoute({
+  method: 'get',
+  path: '/v1/ws',
+  tags: ['live'],
+  summary: 'WebSocket live feed: send LiveRequest messages, receive LiveAnswer messages by `ref`.',
+  description:
+    'One JSON object per text frame each way: the request body describes a message the client ' +
+    'sends, the 101 content a message the server answers with. Browsers may pass the API key ' +
+    'as `?access_token=`. A malformed message gets a failed answer and the socket stays open.',
+  security: [...API_KEY_SECURITY, { queryKey: [] }],
+  request: {
+    headers: z.object({ upgrade: z.literal('websocket') }),
+    query: z.object({ access_token: z.string().optional() }),
+    body: {
+      description: 'Messages the client sends (one JSON object per text frame).',
+      content: json(LiveRequestSchema),
+    },
+  },
+  responses: {
+    101: {
+      description: 'Switched to WebSocket; answers are LiveAnswer messages.',
+      content: json(LiveAnswerSchema),
+    },
+    ...errors('validation_error', ...COMMON_V1),
+  },
+});
 
 /** The live feed mounted on an app: attach it to the node server, close its sockets. */
 export interface LiveSocket {
@@ -39,6 +71,8 @@ export function mountLiveSocket(app: Hono<AppEnv>, deps: ApiDeps): LiveSocket {
   // The same bound as an HTTP body; ws closes the socket with 1009 beyond it.
   node.wss.options.maxPayload = deps.config.MAX_BODY_BYTES;
   const chargeOf = messageLimits(deps);
+  // Served by @hono/node-ws's upgrade, documented beside the other routes.
+  if (app instanceof OpenAPIHono) app.openAPIRegistry.registerPath(LiveRoute);
   app.get(
     '/v1/ws',
     node.upgradeWebSocket((c) => {

@@ -1,13 +1,21 @@
 import { z } from 'zod';
-import type { oas31, ZodOpenApiResponseObject, ZodOpenApiResponsesObject } from 'zod-openapi';
+import type { RouteConfig } from '@hono/zod-openapi';
 import { ERROR_CATALOGUE, type ErrorCode } from '../../shared/errors.js';
+import {
+  BatchIdSchema,
+  ErrorBodySchema,
+  JobIdSchema,
+  V2ErrorSchema,
+} from '../../shared/contracts/common.js';
 import { ModelNameSchema, VersionSchema } from '../../shared/schemas.js';
-import { ErrorBodySchema, V2ErrorSchema } from './schemas.js';
+
+/** One response of a route. */
+export type ResponseConfig = RouteConfig['responses'][string];
 
 /** A JSON content object. */
-export const json = (schema: z.ZodType) => ({ 'application/json': { schema } });
+export const json = <T extends z.ZodType>(schema: T) => ({ 'application/json': { schema } });
 
-/** Errors every /v1 route may answer: missing key, rate limit, outage, bug. */
+/** Errors every /v1 route may answer: missing key, rate limit, outage or shutdown, bug. */
 export const COMMON_V1: ErrorCode[] = [
   'unauthorized',
   'rate_limited',
@@ -15,14 +23,23 @@ export const COMMON_V1: ErrorCode[] = [
   'internal_error',
 ];
 
+/** Retry-After header of 202, 429 and 503. */
+export const RETRY_AFTER = z.object({
+  'Retry-After': z.string().meta({ description: 'Seconds to wait before retrying.' }),
+});
+
+const WWW_AUTHENTICATE = z.object({
+  'WWW-Authenticate': z.string().meta({ example: 'Bearer realm="inferq"' }),
+});
+
 /** Error responses for `codes`, grouped by status, each naming its codes (own API envelope). */
-export function errors(...codes: ErrorCode[]): ZodOpenApiResponsesObject {
+export function errors(...codes: ErrorCode[]): Record<string, ResponseConfig> {
   const byStatus = new Map<number, ErrorCode[]>();
-  for (const code of codes) {
+  for (const code of new Set(codes)) {
     const status = ERROR_CATALOGUE[code].status;
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
-  const out: Record<string, ZodOpenApiResponseObject> = {};
+  const out: Record<string, ResponseConfig> = {};
   for (const [status, list] of byStatus) {
     out[String(status)] = {
       description: list.map((c) => `\`${c}\`: ${ERROR_CATALOGUE[c].message}`).join(' '),
@@ -35,53 +52,44 @@ export function errors(...codes: ErrorCode[]): ZodOpenApiResponsesObject {
 }
 
 /** /v2 error responses for the given statuses (`{"error": "..."}`). */
-export function v2Errors(...statuses: number[]): ZodOpenApiResponsesObject {
-  const out: Record<string, ZodOpenApiResponseObject> = {};
-  for (const status of statuses) {
+export function v2Errors(...statuses: number[]): Record<string, ResponseConfig> {
+  const out: Record<string, ResponseConfig> = {};
+  for (const status of statuses)
     out[String(status)] = { description: `Error (${status}).`, content: json(V2ErrorSchema) };
-  }
   return out;
 }
 
-/** Retry-After header of 202, 429 and 503. */
-export const RETRY_AFTER = z.object({
-  'Retry-After': z.string().meta({ description: 'Seconds to wait before retrying.' }),
-});
-
-const WWW_AUTHENTICATE = z.object({
-  'WWW-Authenticate': z.string().meta({ example: 'Bearer realm="inferq"' }),
-});
-
-/** Path parameters `{model}`. */
+/** Path parameter `{model}`. */
 export const ModelPath = z.object({ model: ModelNameSchema });
 
 /** Path parameters `{model}` and `{version}`. */
 export const ModelVersionPath = z.object({ model: ModelNameSchema, version: VersionSchema });
 
-/** Path parameter `{id}`. */
-export const IdPath = z.object({ id: z.string().max(128) });
+/** Path parameter `{id}` of a job. */
+export const JobIdPath = z.object({ id: JobIdSchema });
+
+/** Path parameter `{id}` of a batch. */
+export const BatchIdPath = z.object({ id: BatchIdSchema });
+
+/** `?version=` of routes that take the model in the path. */
+export const VersionQuery = z.object({
+  version: VersionSchema.optional().meta({ description: 'The version to use (else the default).' }),
+});
+
+/** The `X-Model-Version` header (the `?version=` query wins when both are sent). */
+export const VersionHeader = z.object({
+  'x-model-version': VersionSchema.optional().meta({ description: 'Same as `?version=`.' }),
+});
 
 /** Security of /v1 and /v2 routes: an API key when API_KEYS is set, nothing otherwise. */
-export const API_KEY_SECURITY: oas31.SecurityRequirementObject[] = [
+export const API_KEY_SECURITY: NonNullable<RouteConfig['security']> = [
   { bearerKey: [] },
   { headerKey: [] },
   {},
 ];
 
 /** Security of /admin: ADMIN_TOKEN as Bearer, or as the Basic password. */
-export const ADMIN_SECURITY: oas31.SecurityRequirementObject[] = [
+export const ADMIN_SECURITY: NonNullable<RouteConfig['security']> = [
   { adminBearer: [] },
   { adminBasic: [] },
 ];
-
-/** The Prefer header of routes that wait or long-poll. */
-export const waitHeaders = z.object({
-  prefer: z.string().optional().meta({
-    description: 'RFC 7240: `wait=N` (seconds, capped by MAX_WAIT_S) or `respond-async`.',
-  }),
-});
-
-/** `?wait=N` of long-polling routes. */
-export const waitQuery = z.object({
-  wait: z.string().optional().meta({ description: 'Long-poll up to this many seconds.' }),
-});

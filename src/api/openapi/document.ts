@@ -1,13 +1,33 @@
-import { createDocument } from 'zod-openapi';
-import { opsPaths, v2Paths } from './ops-paths.js';
-import { v1Paths } from './predict-job-paths.js';
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { AppEnv } from '../deps.js';
 
 /** The OpenAPI document as served by GET /openapi.json. */
-export type OpenApiDocument = ReturnType<typeof createDocument>;
+export type OpenApiDocument = ReturnType<OpenAPIHono['getOpenAPI31Document']>;
 
-/** Builds the OpenAPI 3.1 document of every route, from the zod schemas the routes validate with. */
-export function buildOpenApiDocument(): OpenApiDocument {
-  return createDocument({
+const SECURITY_SCHEMES = {
+  bearerKey: { type: 'http', scheme: 'bearer', description: 'An API key of API_KEYS.' },
+  headerKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+  queryKey: {
+    type: 'apiKey',
+    in: 'query',
+    name: 'access_token',
+    description: 'WebSocket handshake only.',
+  },
+  metricsBearer: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN.' },
+  adminBearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN.' },
+  adminBasic: {
+    type: 'http',
+    scheme: 'basic',
+    description: 'Any user name, ADMIN_TOKEN as the password.',
+  },
+} as const;
+
+/**
+ * The OpenAPI 3.1 document of `app`: every route it mounted with its schemas (feature folders'
+ * routes.ts), generated from the same zod contracts the handlers answer with.
+ */
+export function buildOpenApiDocument(app: OpenAPIHono<AppEnv>): OpenApiDocument {
+  const document = app.getOpenAPI31Document({
     openapi: '3.1.0',
     info: {
       title: 'inferq',
@@ -16,7 +36,8 @@ export function buildOpenApiDocument(): OpenApiDocument {
         'Queue-backed ONNX inference: online predictions, asynchronous jobs, batches, a live ' +
         'WebSocket feed and the Open Inference Protocol (/v2). Errors of the own API use the ' +
         '`Error` envelope; /v2 errors are `{"error": "..."}`. With API_KEYS set, /v1 and /v2 ' +
-        'need `Authorization: Bearer <key>` or `X-API-Key: <key>`.',
+        'need `Authorization: Bearer <key>` or `X-API-Key: <key>`. Streams (NDJSON, ' +
+        'Server-Sent Events, WebSocket) give the schema of one line, event or message.',
     },
     tags: [
       { name: 'models' },
@@ -28,25 +49,9 @@ export function buildOpenApiDocument(): OpenApiDocument {
       { name: 'operations' },
       { name: 'admin' },
     ],
-    paths: { ...v1Paths, ...v2Paths, ...opsPaths },
-    components: {
-      securitySchemes: {
-        bearerKey: { type: 'http', scheme: 'bearer', description: 'An API key of API_KEYS.' },
-        headerKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
-        queryKey: {
-          type: 'apiKey',
-          in: 'query',
-          name: 'access_token',
-          description: 'WebSocket handshake only.',
-        },
-        metricsBearer: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN.' },
-        adminBearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN.' },
-        adminBasic: {
-          type: 'http',
-          scheme: 'basic',
-          description: 'Any user name, ADMIN_TOKEN as the password.',
-        },
-      },
-    },
   });
+  return {
+    ...document,
+    components: { ...document.components, securitySchemes: { ...SECURITY_SCHEMES } },
+  };
 }

@@ -4,10 +4,13 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
-import { Hono } from 'hono';
+import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
+import { z } from 'zod';
 import { ApiError } from '../../shared/errors.js';
 import type { AppEnv } from '../deps.js';
+import { errors } from '../openapi/common.js';
 import { buildOpenApiDocument } from '../openapi/document.js';
+import { mount, routeApp, type RouteApp } from '../openapi/route.js';
 
 /** Where /docs serves Swagger UI's files from. */
 export const DOCS_ASSETS_PATH = '/docs/assets';
@@ -109,33 +112,84 @@ function assetLoader(): (name: string) => Promise<LoadedAsset> | undefined {
   };
 }
 
+const text = (type: string) => ({ [type]: { schema: z.string() } });
+
+const DocumentRoute = createRoute({
+  method: 'get',
+  path: '/openapi.json',
+  tags: ['operations'],
+  summary: 'This document.',
+  responses: {
+    200: {
+      description: 'OpenAPI 3.1.',
+      content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } },
+    },
+  },
+});
+
+const PageRoute = createRoute({
+  method: 'get',
+  path: '/docs',
+  tags: ['operations'],
+  summary: 'Interactive API documentation.',
+  responses: { 200: { description: 'HTML.', content: text('text/html') } },
+});
+
+const AssetRoute = createRoute({
+  method: 'get',
+  path: `${DOCS_ASSETS_PATH}/{name}`,
+  tags: ['operations'],
+  summary: "A file of /docs' page (Swagger UI, served from the package; no CDN).",
+  request: {
+    params: z.object({ name: z.enum(Object.keys(ASSETS) as [string, ...string[]]) }),
+  },
+  responses: {
+    200: {
+      description: 'The file (with an ETag; 304 when If-None-Match matches).',
+      content: { ...text('text/javascript'), ...text('text/css'), ...text('image/png') },
+    },
+    304: { description: 'Not modified.' },
+    ...errors('not_found'),
+  },
+});
+
 /**
- * GET /openapi.json (built once, on first request), GET /docs (Swagger UI) and its assets under
- * /docs/assets, served from the swagger-ui-dist package: the page needs no CDN.
+ * GET /openapi.json (the document of `root`, built once, on first request), GET /docs (Swagger
+ * UI) and its assets under /docs/assets, served from the swagger-ui-dist package: no CDN.
  */
-export function docsRoutes(): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
+export function docsRoutes(root: OpenAPIHono<AppEnv>): RouteApp {
+  const app = routeApp();
   let document: string | undefined;
-  app.get('/openapi.json', (c) => {
-    document ??= JSON.stringify(buildOpenApiDocument());
+  mount(app, DocumentRoute, (c) => {
+    document ??= JSON.stringify(buildOpenApiDocument(root));
     c.header('Cache-Control', 'public, max-age=300');
     return c.body(document, 200, { 'Content-Type': 'application/json; charset=utf-8' });
   });
-  app.get('/docs', (c) => c.html(PAGE));
+  mount(app, PageRoute, (c) => c.html(PAGE));
 
   const load = assetLoader();
-  app.get(`${DOCS_ASSETS_PATH}/:name`, async (c) => {
-    const asset = await load(c.req.param('name'));
-    if (!asset) throw new ApiError('not_found', `No file ${c.req.path}.`);
-    const takesGzip = /\bgzip\b/i.test(c.req.header('accept-encoding') ?? '');
-    const chosen = (takesGzip && asset.gzip) || asset.identity;
-    c.header('ETag', chosen.etag);
-    c.header('Cache-Control', 'public, max-age=3600');
-    if (asset.gzip) c.header('Vary', 'Accept-Encoding');
-    if (notModified(c.req.header('if-none-match'), chosen.etag)) return c.body(null, 304);
-    // A Content-Encoding already set keeps the compression middleware off this answer.
-    if (chosen === asset.gzip) c.header('Content-Encoding', 'gzip');
-    return c.body(chosen.bytes, 200, { 'Content-Type': asset.type });
-  });
+  const missing = (path: string) => new ApiError('not_found', `No file ${path}.`);
+  mount(
+    app,
+    AssetRoute,
+    async (c) => {
+      const asset = await load(c.req.param('name') ?? '');
+      if (!asset) throw missing(c.req.path);
+      const takesGzip = /\bgzip\b/i.test(c.req.header('accept-encoding') ?? '');
+      const chosen = (takesGzip && asset.gzip) || asset.identity;
+      c.header('ETag', chosen.etag);
+      c.header('Cache-Control', 'public, max-age=3600');
+      if (asset.gzip) c.header('Vary', 'Accept-Encoding');
+      if (notModified(c.req.header('if-none-match'), chosen.etag)) return c.body(null, 304);
+      // A Content-Encoding already set keeps the compression middleware off this answer.
+      if (chosen === asset.gzip) c.header('Content-Encoding', 'gzip');
+      return c.body(chosen.bytes, 200, { 'Content-Type': asset.type });
+    },
+    {
+      exists: (c) => {
+        throw missing(c.req.path);
+      },
+    },
+  );
   return app;
 }

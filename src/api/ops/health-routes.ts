@@ -1,17 +1,41 @@
-import { Hono } from 'hono';
-import type { ApiDeps, AppEnv } from '../deps.js';
+import { createRoute } from '@hono/zod-openapi';
+import type { z } from 'zod';
+import { LiveSchema, ReadySchema, UnavailableSchema } from '../../shared/contracts/ops.js';
+import type { ApiDeps } from '../deps.js';
+import { json, RETRY_AFTER } from '../openapi/common.js';
+import { mount, routeApp, type RouteApp } from '../openapi/route.js';
+
+const LiveRoute = createRoute({
+  method: 'get',
+  path: '/health/live',
+  tags: ['operations'],
+  summary: 'Liveness, without dependency checks.',
+  responses: { 200: { description: 'Alive.', content: json(LiveSchema) } },
+});
+
+const ReadyRoute = createRoute({
+  method: 'get',
+  path: '/health/ready',
+  tags: ['operations'],
+  summary: 'Readiness: Redis reachable and models found.',
+  responses: {
+    200: { description: 'Ready.', content: json(ReadySchema) },
+    503: { description: 'Not ready.', headers: RETRY_AFTER, content: json(UnavailableSchema) },
+  },
+});
 
 /** Liveness and readiness. */
-export function healthRoutes(deps: ApiDeps): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
+export function healthRoutes(deps: ApiDeps): RouteApp {
+  const app = routeApp();
 
-  app.get('/health/live', (c) => c.json({ status: 'ok' }));
+  mount(app, LiveRoute, (c) => c.json({ status: 'ok' } satisfies z.infer<typeof LiveSchema>));
 
-  app.get('/health/ready', async (c) => {
+  mount(app, ReadyRoute, async (c) => {
     c.header('Cache-Control', 'no-store');
     const unavailable = (reason: string) => {
       c.header('Retry-After', '1');
-      return c.json({ status: 'unavailable', reason }, 503);
+      const body: z.infer<typeof UnavailableSchema> = { status: 'unavailable', reason };
+      return c.json(body, 503);
     };
     if (deps.isShuttingDown()) return unavailable('shutting down');
     if (deps.repository.size === 0)
@@ -22,13 +46,14 @@ export function healthRoutes(deps: ApiDeps): Hono<AppEnv> {
         deps.queue.getWorkersCount(),
         deps.depth.refresh(),
       ]);
-      return c.json({
+      const body: z.infer<typeof ReadySchema> = {
         status: 'ready',
         redis: 'ok',
         models: deps.repository.size,
         workers,
         queueDepth: depth,
-      });
+      };
+      return c.json(body);
     } catch (err) {
       return unavailable(`redis unreachable: ${(err as Error).message}`);
     }

@@ -1,3 +1,4 @@
+import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { Hono, MiddlewareHandler } from 'hono';
 import type { ApiDeps, AppEnv } from '../deps.js';
 import { apiKeyAuth } from '../http/api-key-auth.js';
@@ -47,8 +48,8 @@ export function useOperations(app: Hono<AppEnv>, deps: ApiDeps): void {
 }
 
 /** The operator routes: /metrics, /openapi.json, /docs and (with ADMIN_TOKEN) /admin. */
-export function operationsRoutes(app: Hono<AppEnv>, deps: ApiDeps): void {
+export function operationsRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
   app.route('/', metricsRoutes(deps));
-  app.route('/', docsRoutes());
+  app.route('/', docsRoutes(app));
   if (deps.config.ADMIN_TOKEN) app.route('/', adminRoutes(deps));
 }

@@ -1,11 +1,33 @@
-import { Hono } from 'hono';
+import { createRoute } from '@hono/zod-openapi';
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
-import type { JobFailure } from '../../shared/errors.js';
+import type { z } from 'zod';
+import { JobEventSchema } from '../../shared/contracts/jobs.js';
+import type { Context } from 'hono';
 import type { ApiDeps, AppEnv } from '../deps.js';
 import type { JobView } from './job-service.js';
 import type { JobOutcome, Wait } from './results-hub.js';
 import { jobRefOf, ownerOf } from '../http/owner.js';
 import type { JobRef, Owner } from './public-ids.js';
+import { API_KEY_SECURITY, COMMON_V1, errors, JobIdPath } from '../openapi/common.js';
+import { mount, routeApp, type RouteApp } from '../openapi/route.js';
+
+const JobEventsRoute = createRoute({
+  method: 'get',
+  path: '/v1/jobs/{id}/events',
+  tags: ['jobs'],
+  summary: 'Server-Sent Events: `status` events, then one `result` or `error` event.',
+  security: API_KEY_SECURITY,
+  request: { params: JobIdPath },
+  responses: {
+    200: {
+      description:
+        'An event stream. The schema is that of one event, its `data` parsed as JSON ' +
+        '(`status` and `result` carry the job, `error` a failure); `:` comments keep it alive.',
+      content: { 'text/event-stream': { schema: JobEventSchema } },
+    },
+    ...errors('job_not_found', ...COMMON_V1),
+  },
+});
 
 /** Interval of the SSE comment that keeps proxies from closing an idle stream, milliseconds. */
 export const KEEP_ALIVE_MS = 15_000;
@@ -14,13 +36,13 @@ export const KEEP_ALIVE_MS = 15_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The last event of a feed: the completed job, or why there is none. */
-type FinalEvent = { event: 'result'; data: JobView } | { event: 'error'; data: JobFailure };
+type FinalEvent = Extract<z.infer<typeof JobEventSchema>, { event: 'result' | 'error' }>;
 
 /** Writes one feed's events in order, whoever asks for them. */
 function serialWriter(stream: SSEStreamingApi) {
   let chain = Promise.resolve();
   return {
-    send(event: string, data: unknown): Promise<void> {
+    send({ event, data }: z.infer<typeof JobEventSchema>): Promise<void> {
       chain = chain.then(() => stream.writeSSE({ event, data: JSON.stringify(data) }));
       return chain;
     },
@@ -112,14 +134,17 @@ async function follow(
   sources: FeedSources,
 ): Promise<void> {
   const out = serialWriter(stream);
-  await out.send('status', first);
+  await out.send({ event: 'status', data: first });
   const ended = endedEvent(first);
-  if (ended) return out.send(ended.event, ended.data);
+  if (ended) return out.send(ended);
   let queued = first.status === 'queued';
   const markActive = () => {
     if (!queued) return;
     queued = false;
-    void out.send('status', { ...first, status: 'active', attempts: Math.max(first.attempts, 1) });
+    void out.send({
+      event: 'status',
+      data: { ...first, status: 'active', attempts: Math.max(first.attempts, 1) },
+    });
   };
   if (sources.onActive(markActive)) markActive();
   const keepAlive = setInterval(() => {
@@ -137,44 +162,50 @@ async function follow(
     // A job that ran between two reads of it was active, though no read saw it so.
     if (outcome?.state === 'completed' || outcome?.state === 'failed') markActive();
     const last = await finalEvent(deps, job, outcome);
-    await out.send(last.event, last.data);
+    await out.send(last);
   } finally {
     clearInterval(keepAlive);
   }
 }
 
 /** GET /v1/jobs/{id}/events: status events, then one result or error event, then the end. */
-export function jobEventRoutes(deps: ApiDeps): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
+export function jobEventRoutes(deps: ApiDeps): RouteApp {
+  const app = routeApp();
 
-  app.get('/v1/jobs/:id/events', async (c) => {
-    const id = c.req.param('id');
-    const owner = ownerOf(c);
-    const job: FeedJob = { id, owner, ref: await jobRefOf(deps, owner, id) };
-    // Listen before the first read, so that no end or activation slips between the two.
-    const sources = listen(deps, job.ref.jobId);
-    let first: JobView;
-    try {
-      first = await deps.jobs.view(owner, job.ref, id);
-      // The view reads the job's hash before its state: one that ended in between lacks its end.
-      if (first.status === 'failed' && !first.finishedAt)
-        first = await deps.jobs.view(owner, job.ref, id);
-    } catch (err) {
-      sources.stop();
-      throw err;
-    }
-    const res = streamSSE(c, async (stream) => {
+  const exists = (c: Context<AppEnv>) => jobRefOf(deps, ownerOf(c), c.req.param('id') ?? '');
+  mount(
+    app,
+    JobEventsRoute,
+    async (c) => {
+      const id = c.req.param('id') ?? '';
+      const owner = ownerOf(c);
+      const job: FeedJob = { id, owner, ref: await jobRefOf(deps, owner, id) };
+      // Listen before the first read, so that no end or activation slips between the two.
+      const sources = listen(deps, job.ref.jobId);
+      let first: JobView;
       try {
-        await follow(deps, stream, job, first, sources);
-      } finally {
+        first = await deps.jobs.view(owner, job.ref, id);
+        // The view reads the job's hash before its state: one that ended in between lacks its end.
+        if (first.status === 'failed' && !first.finishedAt)
+          first = await deps.jobs.view(owner, job.ref, id);
+      } catch (err) {
         sources.stop();
+        throw err;
       }
-    });
-    // A feed ends when its job does; its connection closes with it rather than idling on, which
-    // would hold a shutting-down server open until the keep-alive timeout.
-    res.headers.set('Connection', 'close');
-    return res;
-  });
+      const res = streamSSE(c, async (stream) => {
+        try {
+          await follow(deps, stream, job, first, sources);
+        } finally {
+          sources.stop();
+        }
+      });
+      // A feed ends when its job does; its connection closes with it rather than idling on, which
+      // would hold a shutting-down server open until the keep-alive timeout.
+      res.headers.set('Connection', 'close');
+      return res;
+    },
+    { exists },
+  );
 
   return app;
 }

@@ -1,0 +1,361 @@
+import { createRoute } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { stream, streamSSE } from 'hono/streaming';
+import { z } from 'zod';
+import {
+  BATCH_DEFAULT_PRIORITY,
+  BatchQuerySchema,
+  BatchRequestSchema,
+  MAX_JSON_BATCH_ITEMS,
+} from '../../shared/batches.js';
+import {
+  BatchAcceptedSchema,
+  BatchEventSchema,
+  BatchItemSchema,
+  BatchResultLineSchema,
+  BatchViewSchema,
+} from '../../shared/contracts/batches.js';
+import {
+  PreferHeaderSchema,
+  PUBLIC_ID_RE,
+  WaitQuerySchema,
+} from '../../shared/contracts/common.js';
+import { ApiError } from '../../shared/errors.js';
+import type { ModelVersion } from '../../shared/model-repository.js';
+import { parseOrThrow } from '../../shared/schemas.js';
+import type { ChunkStager } from './batch-upload.js';
+import { stageItems, stageNdjson } from './batch-upload.js';
+import { assertAccepting, type ApiDeps, type AppEnv } from '../deps.js';
+import { readJson } from '../http/request-body.js';
+import { ownerOf } from '../http/owner.js';
+import { askedWaitS } from '../http/prefer.js';
+import {
+  API_KEY_SECURITY,
+  BatchIdPath,
+  COMMON_V1,
+  errors,
+  json,
+  VersionHeader,
+} from '../openapi/common.js';
+import { mount, routeApp, type RouteApp } from '../openapi/route.js';
+const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl']);
+
+// SSE comment line sent when nothing changed for this long, so proxies keep the stream open.
+const KEEP_ALIVE_MS = 15_000;
+// Fewest milliseconds between two progress events of one stream.
+const PROGRESS_EVERY_MS = 100;
+
+// Items are checked one by one against the model (checkItem); this is their documented shape.
+const BatchBodySchema = BatchRequestSchema.extend({
+  items: z.array(BatchItemSchema).min(1).max(MAX_JSON_BATCH_ITEMS),
+}).meta({ id: 'BatchRequest' });
+
+const SubmitRoute = createRoute({
+  method: 'post',
+  path: '/v1/batches',
+  tags: ['batches'],
+  summary:
+    'Submit a batch: JSON (up to 10,000 items) or NDJSON (streamed, up to MAX_BATCH_ROWS lines).',
+  description:
+    'NDJSON uploads name the model in the query (`?model=&version=&priority=`, or the version ' +
+    'in `X-Model-Version`); a line that fails validation rejects the batch with 422 naming it ' +
+    'in `details[].line`. JSON uploads name the model in the body.',
+  security: API_KEY_SECURITY,
+  request: {
+    query: BatchQuerySchema.partial(),
+    headers: VersionHeader,
+    body: {
+      required: true,
+      content: {
+        'application/json': { schema: BatchBodySchema },
+        'application/x-ndjson': {
+          schema: BatchItemSchema,
+          description: 'One item per line (also `application/ndjson`, `application/jsonl`).',
+        },
+      },
+    },
+  },
+  responses: {
+    202: {
+      description: 'Queued.',
+      headers: z.object({ Location: z.string() }),
+      content: json(BatchAcceptedSchema),
+    },
+    ...errors(
+      'invalid_json',
+      'model_not_found',
+      'version_not_found',
+      'payload_too_large',
+      'unsupported_media_type',
+      'validation_error',
+      'queue_full',
+      ...COMMON_V1,
+    ),
+  },
+});
+
+const ViewRoute = createRoute({
+  method: 'get',
+  path: '/v1/batches/{id}',
+  tags: ['batches'],
+  summary: 'Progress of a batch; long-polls with `Prefer: wait=N` or `?wait=N`.',
+  security: API_KEY_SECURITY,
+  request: { params: BatchIdPath, query: WaitQuerySchema, headers: PreferHeaderSchema },
+  responses: {
+    200: { description: 'The batch.', content: json(BatchViewSchema) },
+    ...errors('batch_not_found', 'validation_error', ...COMMON_V1),
+  },
+});
+
+const CancelRoute = createRoute({
+  method: 'delete',
+  path: '/v1/batches/{id}',
+  tags: ['batches'],
+  summary: 'Cancel the rows of a batch that have not started.',
+  security: API_KEY_SECURITY,
+  request: { params: BatchIdPath },
+  responses: {
+    204: { description: 'Cancelled.' },
+    ...errors('batch_not_found', ...COMMON_V1),
+  },
+});
+
+const ResultsRoute = createRoute({
+  method: 'get',
+  path: '/v1/batches/{id}/results',
+  tags: ['batches'],
+  summary: 'NDJSON results in submission order; streams while the batch runs.',
+  security: API_KEY_SECURITY,
+  request: { params: BatchIdPath },
+  responses: {
+    200: {
+      description: 'One line per item; the schema is that of one line.',
+      content: { 'application/x-ndjson': { schema: BatchResultLineSchema } },
+    },
+    ...errors('batch_not_found', ...COMMON_V1),
+  },
+});
+
+const EventsRoute = createRoute({
+  method: 'get',
+  path: '/v1/batches/{id}/events',
+  tags: ['batches'],
+  summary: 'Server-Sent Events: `progress` events with the batch view, then `done`.',
+  security: API_KEY_SECURITY,
+  request: { params: BatchIdPath },
+  responses: {
+    200: {
+      description:
+        'An event stream. The schema is that of one event, its `data` parsed as JSON; ' +
+        '`:` comments keep it alive.',
+      content: { 'text/event-stream': { schema: BatchEventSchema } },
+    },
+    ...errors('batch_not_found', ...COMMON_V1),
+  },
+});
+
+/** Whether a request is an NDJSON batch upload, which MAX_BODY_BYTES does not bound. */
+export function isNdjsonBatchUpload(c: Context): boolean {
+  // Runs for every request: the cheap checks first, the header (a Headers lookup) last.
+  if (c.req.method !== 'POST' || !/^\/v1\/batches\/?$/.test(c.req.path)) return false;
+  const type = c.req.header('content-type')?.split(';')[0]?.trim().toLowerCase() ?? '';
+  return NDJSON_TYPES.has(type);
+}
+
+function batchIdParam(c: Context<AppEnv>): string {
+  const id = c.req.param('id') ?? '';
+  if (!PUBLIC_ID_RE.test(id))
+    throw new ApiError('batch_not_found', `Batch "${id.slice(0, 64)}" does not exist.`);
+  return id;
+}
+
+function requireTabular(model: ModelVersion): void {
+  if (model.rowSize < 0) {
+    throw new ApiError(
+      'validation_error',
+      'This model takes tensors with free dimensions; use POST /v2/models/{model}/infer.',
+    );
+  }
+}
+
+async function stageOrDiscard(stager: ChunkStager, stage: () => Promise<void>): Promise<void> {
+  try {
+    await stage();
+    if (stager.total === 0) {
+      throw new ApiError('validation_error', 'The batch holds no items.', [
+        { message: 'send at least one item' },
+      ]);
+    }
+  } catch (err) {
+    await stager.discard().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** A staged upload, ready to be enqueued. */
+interface Upload {
+  model: ModelVersion;
+  stager: ChunkStager;
+  priority?: number;
+}
+
+function askedWait(c: Context<AppEnv>, maxS: number): number {
+  return askedWaitS(c.req.query('wait'), c.req.header('prefer'), maxS);
+}
+
+/** POST /v1/batches and the per-batch status, results, events and cancel routes. */
+export function batchRoutes(deps: ApiDeps): RouteApp {
+  const app = routeApp();
+  const { config, repository, batches, depth, logger } = deps;
+
+  /** Reads and stages an NDJSON upload (model and priority in the query). */
+  async function stageNdjsonUpload(c: Context<AppEnv>): Promise<Upload> {
+    const query = parseOrThrow(BatchQuerySchema, {
+      model: c.req.query('model'),
+      version: c.req.query('version') ?? c.req.header('x-model-version'),
+      priority: c.req.query('priority'),
+    });
+    const model = repository.resolve(query.model, query.version);
+    requireTabular(model);
+    const stager = batches.stager(model, ownerOf(c), query.priority);
+    const body = c.req.raw.body ?? new Blob([]).stream();
+    const limits = {
+      maxLineBytes: config.MAX_LINE_BYTES,
+      maxRows: config.MAX_BATCH_ROWS,
+      maxBytes: config.MAX_BATCH_BYTES,
+    };
+    await stageOrDiscard(stager, () => stageNdjson(body, stager, limits));
+    return { model, stager, priority: query.priority };
+  }
+
+  /** Reads and stages a JSON body of items. */
+  async function stageJsonUpload(c: Context<AppEnv>): Promise<Upload> {
+    const body = parseOrThrow(BatchRequestSchema, await readJson(c));
+    const model = repository.resolve(body.model, body.version);
+    requireTabular(model);
+    const stager = batches.stager(model, ownerOf(c), body.priority);
+    await stageOrDiscard(stager, () => stageItems(body.items, stager));
+    return { model, stager, priority: body.priority };
+  }
+
+  mount(app, SubmitRoute, async (c) => {
+    assertAccepting(deps);
+    depth.check();
+    const { model, stager, priority } = isNdjsonBatchUpload(c)
+      ? await stageNdjsonUpload(c)
+      : await stageJsonUpload(c);
+    try {
+      await batches.create(ownerOf(c), model, stager, priority ?? BATCH_DEFAULT_PRIORITY);
+    } catch (err) {
+      await stager.discard().catch(() => undefined);
+      throw err;
+    }
+    const id = stager.options.batchId;
+    const self = `/v1/batches/${id}`;
+    c.header('Location', self);
+    const body: z.infer<typeof BatchAcceptedSchema> = {
+      id,
+      status: 'queued',
+      total: stager.total,
+      links: { self, results: `${self}/results` },
+    };
+    return c.json(body, 202);
+  });
+
+  // An id of the wrong form names no batch: 404, as an unknown one.
+  const exists = (c: Context<AppEnv>) => batchIdParam(c);
+
+  mount(
+    app,
+    ViewRoute,
+    async (c) => {
+      const id = batchIdParam(c);
+      const waitS = askedWait(c, config.MAX_WAIT_S);
+      const owner = ownerOf(c);
+      const view =
+        waitS > 0
+          ? await batches.waitForEnd(owner, id, waitS * 1000)
+          : await batches.view(owner, id);
+      return c.json(view satisfies z.infer<typeof BatchViewSchema>);
+    },
+    { exists },
+  );
+
+  mount(
+    app,
+    ResultsRoute,
+    async (c) => {
+      const batch = await batches.record(ownerOf(c), batchIdParam(c));
+      c.header('Content-Type', 'application/x-ndjson');
+      return stream(
+        c,
+        async (s) => {
+          for await (const text of batches.results(batch, () => s.aborted)) await s.write(text);
+        },
+        (err) => {
+          logger.warn({ err, batchId: batch.id }, 'batch results stream failed');
+          return Promise.resolve();
+        },
+      );
+    },
+    { exists },
+  );
+
+  mount(
+    app,
+    EventsRoute,
+    async (c) => {
+      const id = batchIdParam(c);
+      const owner = ownerOf(c);
+      await batches.view(owner, id);
+      return streamSSE(
+        c,
+        async (s) => {
+          const watch = batches.watch(id);
+          s.onAbort(() => watch.close());
+          try {
+            let last = '';
+            let lastWrite = Date.now();
+            while (!s.aborted && !batches.isClosed) {
+              const view = await batches.view(owner, id);
+              const data = JSON.stringify(view);
+              if (data !== last) {
+                await s.writeSSE({ event: 'progress', data });
+                [last, lastWrite] = [data, Date.now()];
+              } else if (Date.now() - lastWrite >= KEEP_ALIVE_MS) {
+                await s.write(': keep-alive\n\n');
+                lastWrite = Date.now();
+              }
+              if (view.finishedAt !== undefined) {
+                await s.writeSSE({ event: 'done', data });
+                return;
+              }
+              await s.sleep(PROGRESS_EVERY_MS);
+              // Events are best-effort: look again every 2 s even without one.
+              await watch.next(2000);
+            }
+          } finally {
+            watch.close();
+          }
+        },
+        (err) => {
+          logger.warn({ err, batchId: id }, 'batch events stream failed');
+          return Promise.resolve();
+        },
+      );
+    },
+    { exists },
+  );
+
+  mount(
+    app,
+    CancelRoute,
+    async (c) => {
+      await batches.cancel(ownerOf(c), batchIdParam(c));
+      return c.body(null, 204);
+    },
+    { exists },
+  );
+
+  return app;
+}

@@ -1,0 +1,144 @@
+import { createRoute } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { setMetric } from 'hono/timing';
+import { z } from 'zod';
+import { ApiError } from '../../shared/errors.js';
+import { AcceptedJobSchema, PredictionSchema } from '../../shared/contracts/results.js';
+import { PreferHeaderSchema } from '../../shared/contracts/common.js';
+import { parseOrThrow, PredictRequestSchema, toInput } from '../../shared/schemas.js';
+import type { ApiDeps, AppEnv } from '../deps.js';
+import { readJson } from '../http/request-body.js';
+import { parsePrefer, waitSeconds } from '../http/prefer.js';
+import { ownerOf } from '../http/owner.js';
+import { accepted } from '../jobs/accepted.js';
+import {
+  API_KEY_SECURITY,
+  COMMON_V1,
+  errors,
+  json,
+  ModelPath,
+  ModelVersionPath,
+  RETRY_AFTER,
+  VersionHeader,
+  VersionQuery,
+} from '../openapi/common.js';
+import { documentOnly, mount, routeApp, type RouteApp } from '../openapi/route.js';
+import { runPrediction } from './predict-service.js';
+
+export { failureError } from './predict-service.js';
+
+/** 202 of work not done in time (predict and POST /v1/jobs). */
+export const ACCEPTED_RESPONSE = {
+  description: 'Queued and not finished in time; poll `links.self`.',
+  headers: RETRY_AFTER.extend({ Location: z.string() }),
+  content: json(AcceptedJobSchema),
+};
+
+function predictRoute(
+  path: string,
+  summary: string,
+  request: { params: z.ZodObject; query?: z.ZodObject; headers: z.ZodObject },
+) {
+  return createRoute({
+    method: 'post',
+    path,
+    tags: ['predict'],
+    summary,
+    security: API_KEY_SECURITY,
+    request: {
+      ...request,
+      body: { required: true, content: json(PredictRequestSchema) },
+    },
+    responses: {
+      200: {
+        description: 'The prediction (from the cache when `cached` is true).',
+        headers: z.object({ 'Server-Timing': z.string(), 'X-Request-Id': z.string() }),
+        content: json(PredictionSchema),
+      },
+      202: ACCEPTED_RESPONSE,
+      ...errors(
+        'invalid_json',
+        'model_not_found',
+        'version_not_found',
+        'payload_too_large',
+        'unsupported_media_type',
+        'validation_error',
+        'queue_full',
+        'model_output_invalid',
+        'inference_failed',
+        ...COMMON_V1,
+      ),
+    },
+  });
+}
+
+const byModel = {
+  params: ModelPath,
+  query: VersionQuery,
+  headers: VersionHeader.extend(PreferHeaderSchema.shape),
+};
+const PredictRoute = predictRoute(
+  '/v1/models/{model}/predict',
+  'Predict one instance (`features`) or many (`instances`).',
+  byModel,
+);
+const PredictAliasRoute = predictRoute(
+  '/v1/models/{model}:predict',
+  'TF Serving / KServe V1 form of predict.',
+  byModel,
+);
+const PredictVersionRoute = predictRoute(
+  '/v1/models/{model}/versions/{version}/predict',
+  'Predict with a pinned version.',
+  { params: ModelVersionPath, headers: PreferHeaderSchema },
+);
+
+/** POST /v1/models/{model}/predict, its `:predict` alias and the per-version form. */
+export function predictRoutes(deps: ApiDeps): RouteApp {
+  const app = routeApp();
+  const { config, repository } = deps;
+
+  const askedVersion = (c: Context<AppEnv>, pathVersion?: string) =>
+    (pathVersion ?? c.req.query('version') ?? c.req.header('x-model-version')) || undefined;
+
+  async function predict(c: Context<AppEnv>, name: string, pathVersion?: string) {
+    const model = repository.resolve(name, askedVersion(c, pathVersion));
+    const body = parseOrThrow(PredictRequestSchema, await readJson(c));
+    const input = toInput(body, model.rowSize, config.MAX_INSTANCES);
+    const prefs = parsePrefer(c.req.header('prefer'));
+    const waitS = prefs.respondAsync
+      ? 0
+      : waitSeconds(prefs.wait, config.DEFAULT_WAIT_S, config.MAX_WAIT_S);
+    const run = await runPrediction(deps, model, input, {
+      waitMs: waitS * 1000,
+      owner: ownerOf(c),
+      requestId: c.get('requestId'),
+    });
+    if (run.cacheMs !== undefined) setMetric(c, 'cache', run.cacheMs);
+    if (run.status === 'accepted') return accepted(c, deps, run.id, run.ref);
+    if (!run.body.cached) {
+      setMetric(c, 'queue', run.result.queueMs);
+      setMetric(c, 'infer', run.result.inferMs);
+    }
+    return c.json(run.body satisfies z.infer<typeof PredictionSchema>);
+  }
+
+  // A bad model name or version is the 404 it names, as an unknown one is.
+  const exists = (c: Context<AppEnv>) =>
+    repository.resolve(c.req.param('model') ?? '', askedVersion(c, c.req.param('version')));
+  mount(app, PredictRoute, (c) => predict(c, c.req.param('model') ?? ''), { exists });
+  mount(
+    app,
+    PredictVersionRoute,
+    (c) => predict(c, c.req.param('model') ?? '', c.req.param('version')),
+    { exists },
+  );
+  // TF Serving / KServe V1 form: POST /v1/models/{model}:predict, one path segment for Hono.
+  documentOnly(app, PredictAliasRoute);
+  app.post('/v1/models/:spec', (c) => {
+    const spec = c.req.param('spec');
+    if (!spec.endsWith(':predict')) throw new ApiError('not_found', `No route POST ${c.req.path}.`);
+    return predict(c, spec.slice(0, -':predict'.length));
+  });
+  return app;
+}
