@@ -24,7 +24,7 @@ import {
 } from './lib/deployment.js';
 import { runLoad } from './lib/load.js';
 import { freePort, Processes } from './lib/procs.js';
-import { HIT_ROW, RowNumbers, uniqueRow } from './lib/rows.js';
+import { RowNumbers, uniqueRow } from './lib/rows.js';
 
 const flag = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -146,6 +146,15 @@ async function main(): Promise<void> {
       };
     };
 
+    // What the deployment costs Redis while it does nothing: blocking reads and stalled checks
+    // of every shard queue of every worker, queue-depth refreshes of every API.
+    const idleBefore = await Promise.all(masters.map(redisSnapshot));
+    await sleep(5000);
+    const idle = (await Promise.all(masters.map(redisSnapshot))).map((a, i) =>
+      costBetween(idleBefore[i]!, a),
+    );
+    const idleUsPerS = idle.reduce((n, c) => n + c.cpuUs, 0) / 5;
+    const idleCommandsPerS = idle.reduce((n, c) => n + c.commands, 0) / 5;
     const predictUrl = (i: number) => `${apis[i % APIS]!.url}/v1/models/breast-cancer/predict`;
     const results: Cost[] = [];
     results.push(
@@ -181,15 +190,24 @@ async function main(): Promise<void> {
             { track: (c) => procs.track(c) },
           ),
         ),
-      ).then((runs) => runs.reduce((n, r) => n + r.ok, 0));
+      );
+    // The misses' inputs, per API; the hits then send the same inputs again, spread over the
+    // cluster like real hits on many inputs (one hot input would load one master alone).
+    const seeds = apis.map(() => rows.take());
+    const sent = apis.map(() => 0);
     results.push(
       await measure('miss (64 connections)', () =>
-        loadOn(64, () => ({ uniqueWidth: 30, seed: rows.take() })),
+        loadOn(64, (i) => ({ uniqueWidth: 30, seed: seeds[i] })).then((runs) => {
+          runs.forEach((r, i) => (sent[i] = r.total));
+          return runs.reduce((n, r) => n + r.ok, 0);
+        }),
       ),
     );
     results.push(
       await measure('hit (64 connections)', () =>
-        loadOn(64, () => ({ body: JSON.stringify({ features: HIT_ROW }) })),
+        loadOn(64, (i) => ({ uniqueWidth: 30, seed: seeds[i], amount: sent[i] })).then((runs) =>
+          runs.reduce((n, r) => n + r.ok, 0),
+        ),
       ),
     );
     results.push(
@@ -211,13 +229,13 @@ async function main(): Promise<void> {
       }),
     );
     for (const m of masters) m.disconnect();
-    report(results);
+    report(results, { usPerS: idleUsPerS, commandsPerS: idleCommandsPerS });
   } finally {
     await procs.stopAll();
   }
 }
 
-function report(results: Cost[]): void {
+function report(results: Cost[], idle: { usPerS: number; commandsPerS: number }): void {
   const pct = (v: number[]) => v.map((s) => `${(s * 100).toFixed(0)}%`).join('/');
   console.log(`\n${MASTERS} masters, ${APIS} API and ${WORKERS} worker processes, one machine\n`);
   console.log(
@@ -229,6 +247,9 @@ function report(results: Cost[]): void {
       `| ${r.scenario} | ${r.perSecond.toFixed(0)} | ${r.redisUs.toFixed(1)} | ${pct(r.cpuShares)} | ${r.commands.toFixed(1)} | ${pct(r.commandShares)} | ${r.apiUs.toFixed(0)} | ${r.workerUs.toFixed(0)} |`,
     );
   }
+  console.log(
+    `\nIdle deployment: ${idle.usPerS.toFixed(0)} µs of Redis CPU and ${idle.commandsPerS.toFixed(0)} commands per second, all masters`,
+  );
   console.log(
     `\nCapacity at ${PLANNED_LOAD * 100}% of one Redis core per master, spread evenly (predictions/s):`,
   );
@@ -244,7 +265,7 @@ function report(results: Cost[]): void {
   const file = `bench/results/cluster-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
   writeFileSync(
     file,
-    JSON.stringify({ masters: MASTERS, apis: APIS, workers: WORKERS, results }, null, 2),
+    JSON.stringify({ masters: MASTERS, apis: APIS, workers: WORKERS, idle, results }, null, 2),
   );
   console.log(`\nwritten to ${file}`);
 }
