@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { BatchView, InferqClient } from '../client/index.js';
-import { CliError } from './cli-error.js';
-import type { LineSink } from './output.js';
+import { InferqError, type BatchView, type InferqClient } from '../client/index.js';
+import { CliError, describeError } from './cli-error.js';
+import type { ResultSink } from './output.js';
 import { createProgress, type ProgressDisplay } from './progress.js';
+import { backoffMs, isDropped, MAX_ATTEMPTS } from './retry.js';
 
 /** What following a batch to its end wrote. */
 export interface FollowResult {
@@ -53,36 +54,95 @@ async function followProgress(
   await pollProgress(client, id, display, signal);
 }
 
+/** How far the results have been written. */
+interface Written {
+  written: number;
+  failed: number;
+}
+
+/**
+ * Reads GET /v1/batches/{id}/results into `sink` from line `done.written` on. A resumed stream
+ * starts at the top again (the server has no offset parameter): lines already written are
+ * skipped by their index, so the file holds each line once, in order.
+ */
+async function copyResults(
+  client: InferqClient,
+  id: string,
+  sink: ResultSink,
+  done: Written,
+): Promise<void> {
+  for await (const line of client.batchResults(id)) {
+    if (line.index < done.written) continue;
+    if (line.index !== done.written)
+      throw new CliError(
+        `the results of batch ${id} skipped from row ${done.written} to ${line.index}`,
+      );
+    await sink.write(line);
+    done.written++;
+    if (line.status !== 'completed') done.failed++;
+  }
+}
+
+/**
+ * Copies every result line into `sink`; a stream that breaks (or ends early) is read again and
+ * resumes after the last line written. Gives up after MAX_ATTEMPTS breaks in a row.
+ */
+async function copyAllResults(
+  client: InferqClient,
+  id: string,
+  total: number,
+  sink: ResultSink,
+  notice: (line: string) => void,
+): Promise<Written> {
+  const done: Written = { written: 0, failed: 0 };
+  for (let breaks = 0; ;) {
+    const before = done.written;
+    let cause: unknown;
+    try {
+      await copyResults(client, id, sink, done);
+      if (done.written >= total) return done;
+      cause = new CliError(
+        `the results of batch ${id} ended after ${done.written} of ${total} rows`,
+      );
+    } catch (err) {
+      if (!(err instanceof InferqError) || !isDropped(err)) throw err;
+      cause = err;
+    }
+    breaks = done.written > before ? 1 : breaks + 1;
+    if (breaks >= MAX_ATTEMPTS) throw cause;
+    notice(
+      `batch ${id}: the results stream broke after ${done.written} of ${total} rows ` +
+        `(${describeError(cause, client.url)}); resuming after row ${done.written}`,
+    );
+    await sleep(backoffMs(breaks));
+  }
+}
+
 /**
  * Streams a batch's results into `sink` in submission order while a progress display (bar on a
- * terminal, plain lines otherwise) follows GET /v1/batches/{id}.
+ * terminal, plain lines otherwise) follows GET /v1/batches/{id}. A broken results stream is
+ * resumed; `notice` tells the user so.
  */
 export async function followBatch(
   client: InferqClient,
   id: string,
   total: number,
-  sink: LineSink,
+  sink: ResultSink,
+  notice: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
 ): Promise<FollowResult> {
   const started = Date.now();
   const display = createProgress({ label: `batch ${id}`, total });
   const polling = new AbortController();
   const poller = followProgress(client, id, display, polling.signal);
-  let written = 0;
-  let failed = 0;
+  let done: Written;
   try {
-    for await (const line of client.batchResults(id)) {
-      await sink.writeLine(JSON.stringify(line));
-      written++;
-      if (line.status !== 'completed') failed++;
-    }
-    display.update({ completed: written - failed, failed, total });
+    done = await copyAllResults(client, id, total, sink, notice);
+    display.update({ completed: done.written - done.failed, failed: done.failed, total });
   } finally {
     polling.abort();
     await poller;
     display.stop();
     await sink.close();
   }
-  if (written < total)
-    throw new CliError(`the results of batch ${id} ended after ${written} of ${total} rows`);
-  return { written, failed, ms: Date.now() - started };
+  return { ...done, ms: Date.now() - started };
 }

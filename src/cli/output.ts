@@ -1,6 +1,8 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
+import { extname } from 'node:path';
 import type { Writable } from 'node:stream';
+import type { BatchResultLine, ModelMetadata } from '../client/index.js';
 import { CliError } from './cli-error.js';
 
 /** Where results go: a file, or stdout. */
@@ -8,6 +10,14 @@ export interface LineSink {
   /** Appends one line (without its newline); resolves when the stream can take more. */
   writeLine(line: string): Promise<void>;
   /** Flushes and closes (stdout is flushed, not closed). */
+  close(): Promise<void>;
+}
+
+/** Where result lines go, in their order: JSON Lines or Parquet. */
+export interface ResultSink {
+  /** Appends one result; resolves when the sink can take more. */
+  write(line: BatchResultLine): Promise<void>;
+  /** Flushes and closes. */
   close(): Promise<void>;
 }
 
@@ -60,5 +70,29 @@ export async function openSink(path?: string): Promise<LineSink> {
       if (path) await new Promise<void>((resolve) => stream.end(resolve));
       check();
     },
+  };
+}
+
+/** Whether results written to `path` are Parquet (by its extension). */
+export function isParquetPath(path: string | undefined): boolean {
+  return path !== undefined && extname(path).toLowerCase() === '.parquet';
+}
+
+/**
+ * Opens the results file: Parquet for a `.parquet` path (its columns follow the model's task
+ * and labels), JSON Lines otherwise, stdout when `path` is absent.
+ */
+export async function openResultSink(
+  path: string | undefined,
+  model: Pick<ModelMetadata, 'task' | 'labels'>,
+): Promise<ResultSink> {
+  if (path !== undefined && isParquetPath(path)) {
+    const { openParquetSink } = await import('./parquet-output.js');
+    return openParquetSink(path, model);
+  }
+  const lines = await openSink(path);
+  return {
+    write: (line) => lines.writeLine(JSON.stringify(line)),
+    close: () => lines.close(),
   };
 }

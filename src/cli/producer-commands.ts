@@ -29,6 +29,12 @@ function priority(value: string): number {
   return n;
 }
 
+function columnList(value: string): string[] {
+  const names = value.split(',').map((n) => n.trim());
+  if (names.some((n) => n === '')) throw new InvalidArgumentError('expected column names: a,b,c');
+  return names;
+}
+
 function withConnection(command: Command): Command {
   return command
     .addOption(new Option('--url <url>', 'inferq server').env('INFERQ_URL').default(DEFAULT_URL))
@@ -80,12 +86,26 @@ export function producerCommands(root: Command): Command {
   withConnection(
     root
       .command('batch')
-      .description('run a CSV or JSON Lines file as a batch and write its results in input order')
-      .argument('<file>', 'rows: file.csv (header optional, an "id" column is kept) or file.jsonl')
+      .description(
+        'run a CSV, JSON Lines or Parquet file as a batch and write its results in input order',
+      )
+      .argument(
+        '<file>',
+        'rows: file.csv (header optional), file.jsonl or file.parquet; an "id" column is kept',
+      )
       .requiredOption('-m, --model <model>', 'model name')
       .option('--version <version>', 'model version (default: the highest)')
       .option('--priority <p>', '1 (highest) .. 10', priority)
-      .option('-o, --output <file>', 'results file (JSON Lines; default: stdout)'),
+      .option(
+        '--columns <names>',
+        "Parquet feature columns in the model's order (default: the model's feature names, " +
+          'else every number column but id)',
+        columnList,
+      )
+      .option(
+        '-o, --output <file>',
+        'results file: .parquet for Parquet, else JSON Lines (default: stdout)',
+      ),
   ).action((file: string, options: ConnectionOptions & BatchCommandOptions) =>
     runBatch(clientFor(options), file, options),
   );
@@ -94,7 +114,10 @@ export function producerCommands(root: Command): Command {
       .command('results')
       .description("stream a batch's results again, in input order")
       .argument('<batchId>', 'the id printed by inferq batch')
-      .option('-o, --output <file>', 'results file (JSON Lines; default: stdout)'),
+      .option(
+        '-o, --output <file>',
+        'results file: .parquet for Parquet, else JSON Lines (default: stdout)',
+      ),
   ).action((batchId: string, options: ConnectionOptions & { output?: string }) =>
     runResults(clientFor(options), batchId, options),
   );

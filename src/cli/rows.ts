@@ -4,12 +4,26 @@ import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { BatchItem } from '../client/index.js';
 import { CliError } from './cli-error.js';
+import type { ParquetReadOptions } from './parquet-input.js';
 import { FLOAT32_MAX } from '../shared/public-types.js';
 
-/** One item read from an input file, with the 1-based line it came from. */
+/** One item read from an input file, with the 1-based line (Parquet: row) it came from. */
 export interface FileRow {
   line: number;
   item: BatchItem;
+}
+
+/** How to read an input file: `width` for every kind, the rest for Parquet's columns. */
+export type ReadRowsOptions = ParquetReadOptions;
+
+/** Whether `path` is read as Parquet (by its extension). */
+export function isParquetFile(path: string): boolean {
+  return extname(path).toLowerCase() === '.parquet';
+}
+
+/** What a position in the file is called in messages: a Parquet row, a text line. */
+export function positionWord(path: string): 'row' | 'line' {
+  return isParquetFile(path) ? 'row' : 'line';
 }
 
 const NUMBER_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
@@ -131,11 +145,25 @@ function isCsv(path: string, firstLine: string): boolean {
 }
 
 /**
- * Reads a CSV or JSON Lines file as batch items, one line at a time (never the whole file).
+ * Reads a CSV, JSON Lines or Parquet file as batch items, streamed (never the whole file).
  * CSV: an optional header row (a first row that is not all numbers); its `id` column becomes
- * the item id, the other columns are the features in order. Throws a CliError naming the line.
+ * the item id, the other columns are the features in order. Parquet: see readParquetRows.
+ * Throws a CliError naming the line (Parquet: row).
  */
-export async function* readRows(path: string, width?: number): AsyncGenerator<FileRow> {
+export async function* readRows(
+  path: string,
+  options: ReadRowsOptions = {},
+): AsyncGenerator<FileRow> {
+  if (isParquetFile(path)) {
+    const { readParquetRows } = await import('./parquet-input.js');
+    yield* readParquetRows(path, options);
+    return;
+  }
+  if (options.columns) throw new CliError('--columns chooses the columns of a Parquet file');
+  yield* readTextRows(path, options.width);
+}
+
+async function* readTextRows(path: string, width?: number): AsyncGenerator<FileRow> {
   const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
   let lineNo = 0;
   let csv: boolean | undefined;
@@ -169,15 +197,25 @@ export async function* readRows(path: string, width?: number): AsyncGenerator<Fi
   }
 }
 
-/** Checks every row of the file; resolves with how many there are. */
-export async function countRows(path: string, width?: number): Promise<number> {
+/**
+ * Checks every row of a text file and resolves with how many there are. A Parquet file's types
+ * are in its schema: only its columns are checked (a null or NaN stops the upload, which the
+ * server then discards), and its footer gives the count.
+ */
+export async function countRows(path: string, options: ReadRowsOptions = {}): Promise<number> {
+  if (isParquetFile(path)) {
+    const { inspectParquet } = await import('./parquet-input.js');
+    return inspectParquet(path, options);
+  }
   let n = 0;
-  for await (const row of readRows(path, width)) n += row ? 1 : 0;
+  for await (const row of readRows(path, options)) n += row ? 1 : 0;
   return n;
 }
 
 /** The file line of the `n`-th item (1-based), to name the line of a server-side rejection. */
 export async function lineOfItem(path: string, n: number): Promise<number | undefined> {
+  // Parquet has no blank or header rows: item n is row n.
+  if (isParquetFile(path)) return n;
   let seen = 0;
   try {
     for await (const row of readRows(path)) {

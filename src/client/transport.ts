@@ -160,6 +160,10 @@ export class Transport {
       init.body = spec.stream.body;
       // Node's fetch refuses a stream body without it; the answer may come before the upload ends.
       init.duplex = 'half';
+      // Otherwise fetch clones the request (the Fetch standard's HTTP-network-or-cache fetch)
+      // and tees its body: the unread branch would keep every byte uploaded until the end.
+      init.redirect = 'error';
+      init.window = null;
     }
     return init;
   }

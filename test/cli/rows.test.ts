@@ -15,7 +15,7 @@ function file(name: string, text: string): string {
 
 async function rows(path: string, width?: number) {
   const out = [];
-  for await (const row of readRows(path, width)) out.push(row);
+  for await (const row of readRows(path, { width })) out.push(row);
   return out;
 }
 
