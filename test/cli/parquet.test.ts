@@ -1,0 +1,262 @@
+/**
+ * Parquet in and out: files written here with hyparquet-writer, read by the CLI's reader, and
+ * the real CLI run against an in-process service (`inferq batch x.parquet -o y.parquet`).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
+import { parquetWriteFile, type ColumnSource } from 'hyparquet-writer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openParquetSink } from '../../src/cli/parquet-output.js';
+import { countRows, readRows, type ReadRowsOptions } from '../../src/cli/rows.js';
+import { InferqClient } from '../../src/client/index.js';
+import { uniqueRow } from '../helpers/fixtures.js';
+import { createStack, type TestStack } from '../helpers/stack.js';
+import { runCli, stopRunningClis } from './run-cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'inferq-parquet-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function table(name: string, columnData: ColumnSource[], rowGroupSize = 1000): string {
+  const path = join(dir, name);
+  parquetWriteFile({ filename: path, columnData, rowGroupSize });
+  return path;
+}
+
+async function rows(path: string, options: ReadRowsOptions = {}) {
+  const out = [];
+  for await (const row of readRows(path, options)) out.push(row);
+  return out;
+}
+
+async function readBack(path: string): Promise<Record<string, unknown>[]> {
+  return parquetReadObjects({ file: await asyncBufferFromFile(path) });
+}
+
+const doubles = (name: string, data: number[]): ColumnSource => ({ name, type: 'DOUBLE', data });
+
+describe('reading Parquet', () => {
+  it("takes the model's feature names in model order and the id column, over several row groups", async () => {
+    const path = table(
+      'named.parquet',
+      [
+        doubles('b', [2, 20, 200, 2000, 20000]),
+        { name: 'id', type: 'STRING', data: ['r0', 'r1', null, 'r3', 'r4'] },
+        doubles('a', [1, 10, 100, 1000, 10000]),
+        doubles('unused', [9, 9, 9, 9, 9]),
+      ],
+      2,
+    );
+    const read = await rows(path, { width: 2, featureNames: ['a', 'b'] });
+    expect(read).toEqual([
+      { line: 1, item: { id: 'r0', features: [1, 2] } },
+      { line: 2, item: { id: 'r1', features: [10, 20] } },
+      { line: 3, item: { features: [100, 200] } },
+      { line: 4, item: { id: 'r3', features: [1000, 2000] } },
+      { line: 5, item: { id: 'r4', features: [10000, 20000] } },
+    ]);
+    expect(await countRows(path, { width: 2, featureNames: ['a', 'b'] })).toBe(5);
+  });
+
+  it('takes --columns in the order given, and names a column the file lacks', async () => {
+    const path = table('chosen.parquet', [
+      doubles('x', [1, 2]),
+      doubles('y', [3, 4]),
+      doubles('z', [5, 6]),
+    ]);
+    expect((await rows(path, { width: 2, columns: ['z', 'x'] })).map((r) => r.item)).toEqual([
+      { features: [5, 1] },
+      { features: [6, 2] },
+    ]);
+    await expect(rows(path, { columns: ['x', 'nope'] })).rejects.toThrow(
+      `${path} has no column 'nope' (it has 'x', 'y', 'z')`,
+    );
+  });
+
+  it('otherwise takes every number column but id in file order, integers and floats alike', async () => {
+    const path = table('auto.parquet', [
+      { name: 'ID', type: 'INT64', data: [7n, 8n] },
+      { name: 'n32', type: 'INT32', data: [1, 2] },
+      { name: 'note', type: 'STRING', data: ['a', 'b'] },
+      { name: 'f32', type: 'FLOAT', data: new Float32Array([0.5, 1.5]) },
+      { name: 'n64', type: 'INT64', data: [3n, 4n] },
+    ]);
+    expect((await rows(path, { width: 3 })).map((r) => r.item)).toEqual([
+      { id: '7', features: [1, 0.5, 3] },
+      { id: '8', features: [2, 1.5, 4] },
+    ]);
+  });
+
+  it('says how many number columns it found when the model takes another count', async () => {
+    const path = table('narrow.parquet', [doubles('a', [1]), doubles('b', [2])]);
+    await expect(countRows(path, { width: 30 })).rejects.toThrow(
+      'the model takes 30 features; ' +
+        `${path} has 2 number columns ('a', 'b'): choose 30 with --columns a,b,c in the model's order`,
+    );
+  });
+
+  it('names the row and column of an empty value', async () => {
+    const path = table('holes.parquet', [
+      doubles('a', [1, 2, 3]),
+      { name: 'b', type: 'DOUBLE', data: [1, null, 3] },
+    ]);
+    await expect(rows(path, { width: 2 })).rejects.toThrow(`${path} row 2: column 'b' is empty`);
+  });
+
+  it('refuses a file that is not Parquet, naming it', async () => {
+    const path = join(dir, 'fake.parquet');
+    (await import('node:fs')).writeFileSync(path, 'not parquet at all, just text\n');
+    await expect(countRows(path)).rejects.toThrow(`${path} is not a Parquet file`);
+  });
+});
+
+describe('writing Parquet results', () => {
+  it('writes one row per result line with label probabilities and error columns', async () => {
+    const path = join(dir, 'out.parquet');
+    const sink = await openParquetSink(path, {
+      task: 'classification',
+      labels: ['malignant', 'benign'],
+    });
+    await sink.write({
+      index: 0,
+      id: 'a',
+      status: 'completed',
+      prediction: 1,
+      label: 'benign',
+      confidence: 0.75,
+      probabilities: [0.25, 0.75],
+    });
+    await sink.write({
+      index: 1,
+      status: 'failed',
+      error: { code: 'inference_failed', message: 'boom' },
+    });
+    await sink.close();
+    expect(await readBack(path)).toEqual([
+      {
+        index: 0,
+        id: 'a',
+        status: 'completed',
+        prediction: 1,
+        label: 'benign',
+        confidence: 0.75,
+        probability_malignant: 0.25,
+        probability_benign: 0.75,
+        error_code: null,
+        error_message: null,
+      },
+      {
+        index: 1,
+        id: null,
+        status: 'failed',
+        prediction: null,
+        label: null,
+        confidence: null,
+        probability_malignant: null,
+        probability_benign: null,
+        error_code: 'inference_failed',
+        error_message: 'boom',
+      },
+    ]);
+  });
+
+  it('writes regression predictions as numbers', async () => {
+    const path = join(dir, 'reg.parquet');
+    const sink = await openParquetSink(path, { task: 'regression' });
+    await sink.write({ index: 0, status: 'completed', prediction: 151.5 });
+    await sink.close();
+    expect(await readBack(path)).toEqual([
+      {
+        index: 0,
+        id: null,
+        status: 'completed',
+        prediction: 151.5,
+        error_code: null,
+        error_message: null,
+      },
+    ]);
+  });
+});
+
+describe('inferq batch with Parquet files', () => {
+  let stack: TestStack;
+  let url: string;
+  let batchId = '';
+  const ROWS = 300;
+  const FEATURES = Array.from({ length: 30 }, (_, j) => `f${j}`);
+  const source = Array.from({ length: ROWS }, (_, i) => uniqueRow(60_000 + i));
+
+  beforeAll(async () => {
+    stack = await createStack({ env: { BATCH_CHUNK_ROWS: '64' } });
+    url = `http://127.0.0.1:${await stack.api.listen(0, '127.0.0.1')}`;
+    // Columns in reverse: read by --columns in the model's order.
+    const columns = FEATURES.map((name, j) =>
+      doubles(
+        name,
+        source.map((r) => r[j] ?? 0),
+      ),
+    );
+    table(
+      'table.parquet',
+      [{ name: 'id', type: 'STRING', data: source.map((_, i) => `p${i}`) }, ...columns.reverse()],
+      128,
+    );
+  });
+
+  afterAll(async () => {
+    await stopRunningClis();
+    await stack?.close();
+  });
+
+  it('reads table.parquet by --columns and writes results.parquet in input order', async () => {
+    const run = await runCli(dir, [
+      'batch',
+      'table.parquet',
+      '-m',
+      'breast-cancer',
+      '--columns',
+      FEATURES.join(','),
+      '-o',
+      'results.parquet',
+      '--url',
+      url,
+    ]);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    expect(run.code, run.stderr).toBe(0);
+    batchId = /batch (\S+) queued: 300 rows/.exec(run.stdout)?.[1] ?? '';
+    expect(batchId).not.toBe('');
+    const out = await readBack(join(dir, 'results.parquet'));
+    expect(out.map((r) => r.index)).toEqual(source.map((_, i) => i));
+    expect(out.map((r) => r.id)).toEqual(source.map((_, i) => `p${i}`));
+    expect(out.every((r) => r.status === 'completed' && typeof r.label === 'string')).toBe(true);
+    const client = new InferqClient({ url });
+    for (const i of [0, 150, 299]) {
+      const online = (await client.predict('breast-cancer', source[i] ?? [])) as {
+        prediction: number;
+        probabilities: number[];
+      };
+      expect(out[i]?.prediction).toBe(online.prediction);
+      expect(out[i]?.probability_benign).toBeCloseTo(online.probabilities[1] ?? NaN, 5);
+    }
+  });
+
+  it('writes the same rows again with inferq results <id> -o again.parquet', async () => {
+    expect(batchId).not.toBe('');
+    const run = await runCli(dir, ['results', batchId, '-o', 'again.parquet', '--url', url]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(await readBack(join(dir, 'again.parquet'))).toEqual(
+      await readBack(join(dir, 'results.parquet')),
+    );
+  });
+
+  it('exits 1 naming the column count when no --columns fit the model', async () => {
+    table('three.parquet', [doubles('a', [1]), doubles('b', [2]), doubles('c', [3])]);
+    const run = await runCli(dir, ['batch', 'three.parquet', '-m', 'breast-cancer', '--url', url]);
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim()).toBe(
+      "inferq: the model takes 30 features; three.parquet has 3 number columns ('a', 'b', 'c'): " +
+        "choose 30 with --columns a,b,c in the model's order",
+    );
+  });
+});
