@@ -163,6 +163,9 @@ describe('QUEUE_SHARDS=3 without a worker, then a worker on one shard', () => {
     const perShard = await Promise.all(stack.api.deps.queue.shards.map((q) => q.count()));
     expect(perShard.filter((n) => n > 0).length).toBeGreaterThan(1);
     expect(await stack.api.deps.queue.count()).toBe(6);
+    // The queue gauge adds every shard up.
+    const metrics = await (await stack.request('/metrics')).text();
+    expect(metrics).toMatch(/^inferq_queue_jobs\{state="waiting"\} 6$/m);
     await eventually(async () => {
       const res = await stack.post('/v1/jobs', {
         model: 'breast-cancer',

@@ -96,6 +96,7 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
   const submitted = await jobs.submit({
     data: { ...spec.data, cacheKey, owner, requestId: options.requestId },
     dedupId: `${ownerTag(owner)}-${spec.hash}`,
+    shardKey: spec.hash,
     waitMs: options.waitMs > 0 ? options.waitMs : undefined,
   });
   const id = ids.encode(owner, submitted.ref);
