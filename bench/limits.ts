@@ -1,3 +1,5 @@
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
 import * as ort from 'onnxruntime-node';
 import { ModelRepository, type ModelVersion } from '../src/shared/model-repository.js';
 import { percentile } from './lib/stats.js';
@@ -75,6 +77,55 @@ export function ndjsonRows(rows: number, width: number, seed = 1): string {
   return lines.join('\n') + '\n';
 }
 
+type Session = ort.InferenceSession;
+
+/** Parses, infers and serialises one group of NDJSON lines; returns the output's length. */
+async function pipelineChunk(
+  session: Session,
+  model: ModelVersion,
+  chunk: string[],
+  start: number,
+): Promise<number> {
+  const width = model.rowSize;
+  const labels = model.labels ?? [];
+  const values = new Float32Array(chunk.length * width);
+  const ids: string[] = [];
+  chunk.forEach((line, i) => {
+    const item = JSON.parse(line) as { id?: string; features: number[] };
+    if (item.features.length !== width) throw new Error(`line ${start + i + 1}: wrong width`);
+    values.set(item.features, i * width);
+    ids.push(item.id ?? '');
+  });
+  const result = await session.run({
+    [model.inputs[0]?.name ?? 'input']: new ort.Tensor('float32', values, [chunk.length, width]),
+  });
+  const probs = result.probabilities?.data as Float32Array;
+  const classes = probs.length / chunk.length;
+  const out: string[] = [];
+  for (let i = 0; i < chunk.length; i++) {
+    const p = Array.from(probs.subarray(i * classes, (i + 1) * classes));
+    const prediction = p.indexOf(Math.max(...p));
+    out.push(
+      JSON.stringify({
+        index: start + i,
+        id: ids[i],
+        status: 'completed',
+        prediction,
+        label: labels[prediction],
+        confidence: p[prediction],
+        probabilities: p,
+      }),
+    );
+  }
+  return out.join('\n').length;
+}
+
+async function openSession(modelName: string): Promise<{ model: ModelVersion; session: Session }> {
+  const repository = await ModelRepository.scan('models', 1);
+  const model = repository.resolve(modelName);
+  return { model, session: await ort.InferenceSession.create(model.onnxPath, SESSION_OPTIONS) };
+}
+
 /**
  * The batch ceiling: parse NDJSON rows, run inference in chunks, serialise result lines — in one
  * process, without HTTP or Redis.
@@ -84,48 +135,41 @@ export async function ndjsonPipeline(
   text: string,
   chunkRows = 1000,
 ): Promise<{ rowsPerSec: number; rows: number }> {
-  const repository = await ModelRepository.scan('models', 1);
-  const model = repository.resolve(modelName);
-  const session = await ort.InferenceSession.create(model.onnxPath, SESSION_OPTIONS);
-  const width = model.rowSize;
-  const labels = model.labels ?? [];
+  const { model, session } = await openSession(modelName);
   const started = performance.now();
   const lines = text.split('\n').filter((l) => l.length > 0);
   let outBytes = 0;
   for (let start = 0; start < lines.length; start += chunkRows) {
-    const chunk = lines.slice(start, start + chunkRows);
-    const values = new Float32Array(chunk.length * width);
-    const ids: string[] = [];
-    chunk.forEach((line, i) => {
-      const item = JSON.parse(line) as { id?: string; features: number[] };
-      if (item.features.length !== width) throw new Error(`line ${start + i + 1}: wrong width`);
-      values.set(item.features, i * width);
-      ids.push(item.id ?? '');
-    });
-    const result = await session.run({
-      [model.inputs[0]?.name ?? 'input']: new ort.Tensor('float32', values, [chunk.length, width]),
-    });
-    const probs = result.probabilities?.data as Float32Array;
-    const classes = probs.length / chunk.length;
-    const out: string[] = [];
-    for (let i = 0; i < chunk.length; i++) {
-      const p = Array.from(probs.subarray(i * classes, (i + 1) * classes));
-      const prediction = p.indexOf(Math.max(...p));
-      out.push(
-        JSON.stringify({
-          index: start + i,
-          id: ids[i],
-          status: 'completed',
-          prediction,
-          label: labels[prediction],
-          confidence: p[prediction],
-          probabilities: p,
-        }),
-      );
-    }
-    outBytes += out.join('\n').length;
+    outBytes += await pipelineChunk(session, model, lines.slice(start, start + chunkRows), start);
   }
   const seconds = (performance.now() - started) / 1000;
   await session.release();
   return { rowsPerSec: lines.length / seconds, rows: outBytes > 0 ? lines.length : 0 };
+}
+
+/** The same pipeline over an NDJSON file read as a stream (a file of any size). */
+export async function ndjsonFilePipeline(
+  modelName: string,
+  path: string,
+  chunkRows = 1000,
+): Promise<{ rowsPerSec: number; rows: number; seconds: number }> {
+  const { model, session } = await openSession(modelName);
+  const started = performance.now();
+  let rows = 0;
+  let outBytes = 0;
+  let chunk: string[] = [];
+  for await (const line of createInterface({ input: createReadStream(path) })) {
+    if (line.length === 0) continue;
+    chunk.push(line);
+    if (chunk.length === chunkRows) {
+      outBytes += await pipelineChunk(session, model, chunk, rows);
+      rows += chunk.length;
+      chunk = [];
+    }
+  }
+  if (chunk.length > 0) outBytes += await pipelineChunk(session, model, chunk, rows);
+  rows += chunk.length;
+  const seconds = (performance.now() - started) / 1000;
+  await session.release();
+  return { rowsPerSec: rows / seconds, rows: outBytes > 0 ? rows : 0, seconds };
 }

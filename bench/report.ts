@@ -5,6 +5,7 @@ import type { Breakdown } from './lib/stats.js';
 import { round } from './lib/stats.js';
 import type { ReplicasResult, RoundTripsResult, WaitersResult } from './lib/topology.js';
 import type { BatchResult } from './scenarios.js';
+import type { CliBatchScenario } from './batch-scenario.js';
 
 /** A scenario's result, or why it could not be measured. */
 export type Outcome<T> = T | { error: string };
@@ -42,6 +43,8 @@ export interface Report {
   replicas: Outcome<ReplicasResult>;
   roundTrips: Outcome<RoundTripsResult>;
   waiters: Outcome<WaitersResult>;
+  /** Issue 14: `inferq batch` of a big file, beside the in-process pipeline. */
+  cliBatch: Outcome<CliBatchScenario>;
   targets: Verdict[];
 }
 
@@ -178,9 +181,39 @@ function waiterTargets(r: Report): Verdict[] {
   ];
 }
 
-/** Computes every target of issue 11 (requirement 3) from one run's figures. */
+/** The targets of issue 14: CLI batch throughput against the pipeline, API memory. */
+export function batchTargets(r: Report): Verdict[] {
+  const c = ok(r.cliBatch);
+  return [
+    verdict(
+      `inferq batch of ${c?.rows ?? ''} rows end to end / in-process pipeline (rows/s)`,
+      c?.ratio,
+      '>=',
+      0.7,
+      c
+        ? `${round(c.rowsPerSec, 0)} / ${round(c.pipelineRowsPerSec, 0)} rows/s`
+        : failed(r.cliBatch),
+    ),
+    verdict(
+      `the same ${c?.rows ?? ''} rows over plain HTTP / in-process pipeline (rows/s)`,
+      c?.httpRatio,
+      '>=',
+      0.7,
+      c ? `${round(c.http.rowsPerSec, 0)} / ${round(c.pipelineRowsPerSec, 0)} rows/s` : '',
+    ),
+    verdict(
+      'API peak RSS during the CLI batch (MB)',
+      c ? Math.max(c.peakRssMb.api, c.http.peakRssMb.api) : undefined,
+      '<=',
+      300,
+      c ? `worker ${round(c.peakRssMb.worker, 0)} MB, CLI ${round(c.peakRssMb.cli, 0)} MB` : '',
+    ),
+  ];
+}
+
+/** Computes every target of issues 11 (requirement 3) and 14 from one run's figures. */
 export function judge(r: Report): void {
-  r.targets = [...latencyTargets(r), ...redisTargets(r), ...waiterTargets(r)];
+  r.targets = [...latencyTargets(r), ...redisTargets(r), ...waiterTargets(r), ...batchTargets(r)];
 }
 
 function table(header: string[], rows: Array<Array<string | number>>): string {
@@ -274,6 +307,77 @@ function figuresTable(r: Report): string {
   return table(['figure', 'value'], rows);
 }
 
+function cliBatchTable(r: Report): string {
+  const c = ok(r.cliBatch);
+  if (!c) return `CLI batch: ${failed(r.cliBatch)}`;
+  const s = (v: number) => `${round(v, 2)} s`;
+  const mb = (v: number) => `${round(v, 0)} MB`;
+  const rows: Array<[string, string]> = [
+    [
+      `inferq batch ${c.rows} rows (${round(c.fileMb, 0)} MB) -o file`,
+      `${round(c.rowsPerSec, 0)} rows/s (${s(c.seconds)})`,
+    ],
+    [
+      'in-process pipeline, same file (before / after)',
+      `${round(c.pipelineRowsPerSec, 0)} rows/s (${c.pipelineRuns.map((x) => round(x, 0)).join(' / ')})`,
+    ],
+    ['ratio (target >= 0.7)', `${round(c.ratio, 3)} ${c.ratio >= 0.7 ? 'PASS' : 'MISS'}`],
+    [
+      'time split: upload end (202) / first result / run end / download end',
+      [c.split.uploadEndS, c.split.firstResultS, c.split.runEndS, c.split.downloadEndS]
+        .map(s)
+        .join(' / '),
+    ],
+    [
+      'peak RSS: CLI / API / worker',
+      `${mb(c.peakRssMb.cli)} / ${mb(c.peakRssMb.api)} / ${mb(c.peakRssMb.worker)}`,
+    ],
+    [
+      'Redis memory for the batch: sampled peak over before (used_memory_peak over before)',
+      `${mb(c.redisPeakMb)} (${mb(c.redisPeakCounterMb)})`,
+    ],
+    [
+      'same file over plain HTTP (bytes up, bytes down: the server without the CLI)',
+      `${round(c.http.rowsPerSec, 0)} rows/s (${s(c.http.seconds)}), ratio ${round(c.httpRatio, 3)}`,
+    ],
+    [
+      'plain HTTP time split: upload end / first result / run end / download end',
+      [
+        c.http.split.uploadEndS,
+        c.http.split.firstResultS,
+        c.http.split.runEndS,
+        c.http.split.downloadEndS,
+      ]
+        .map(s)
+        .join(' / '),
+    ],
+    [
+      'plain HTTP: peak RSS API / worker; Redis peak over before',
+      `${mb(c.http.peakRssMb.api)} / ${mb(c.http.peakRssMb.worker)}; ${mb(c.http.redisPeakMb)}`,
+    ],
+  ];
+  return table(['CLI batch (issue 14)', 'value'], rows);
+}
+
+/** The `--only-batch` report: the CLI batch table and its targets. */
+export function formatBatchOnly(r: Report): string {
+  const targets = r.targets.map((x) => [
+    x.name,
+    Number.isNaN(x.value) ? 'n/a' : x.value,
+    `${x.op} ${x.bound}`,
+    x.pass ? 'PASS' : 'MISS',
+    x.detail,
+  ]);
+  return [
+    `\ninferq batch benchmark ${r.date}`,
+    `${r.machine}; ${r.source}; ${round(r.seconds, 0)} s; load average ${r.loadAverage.join(' / ')}\n`,
+    cliBatchTable(r),
+    '',
+    table(['target', 'measured', 'bound', '', 'from'], targets),
+    '',
+  ].join('\n');
+}
+
 /** The Markdown tables of one run: online loads, raw inference, other figures, targets. */
 export function formatTable(r: Report): string {
   const raw = r.raw.map((x) => [
@@ -299,7 +403,9 @@ export function formatTable(r: Report): string {
     '',
     figuresTable(r),
     '',
-    'Targets (issue 11, requirement 3)',
+    cliBatchTable(r),
+    '',
+    'Targets (issue 11, requirement 3; issue 14)',
     '',
     table(['target', 'measured', 'bound', '', 'from'], targets),
     '',

@@ -18,10 +18,25 @@ import { costBetween, redisSnapshot } from './lib/redis-info.js';
 import { RowNumbers } from './lib/rows.js';
 import { round } from './lib/stats.js';
 import { replicas, roundTrips, waiters } from './lib/topology.js';
-import { formatTable, judge, type Outcome, type Report } from './report.js';
+import { cliBatch, type CliBatchScenario } from './batch-scenario.js';
+import {
+  batchTargets,
+  formatBatchOnly,
+  formatTable,
+  judge,
+  type Outcome,
+  type Report,
+} from './report.js';
 import * as s from './scenarios.js';
 
 const quick = process.argv.includes('--quick');
+/** Only the CLI batch scenario (and the in-process pipeline beside it). */
+const onlyBatch = process.argv.includes('--only-batch');
+/** Writes CPU profiles of the CLI batch's API, worker and CLI to bench/results/profiles/. */
+const profile = process.argv.includes('--profile');
+const rowsArg = process.argv.indexOf('--rows');
+/** Rows of the CLI batch (issue 14: 1,000,000; 100,000 in the quick run). */
+const CLI_ROWS = rowsArg > 0 ? Number(process.argv[rowsArg + 1]) : quick ? 100_000 : 1_000_000;
 /** Seconds of each load run; hit, miss and bare runs alternate `ROUNDS` times. */
 const DURATION_S = quick ? 2 : 8;
 const ROUNDS = quick ? 1 : 2;
@@ -30,7 +45,7 @@ const WARM_S = quick ? 1 : 2;
 const BATCH_ROWS = quick ? 20_000 : 100_000;
 const WAITERS = quick ? 2_000 : 10_000;
 /** Whole-run limit: a service that hangs must not hang CI. */
-const WATCHDOG_S = quick ? 360 : 1500;
+const WATCHDOG_S = (quick ? 360 : 1500) + CLI_ROWS / 10_000;
 const t0 = performance.now();
 const log = (msg: string) =>
   process.stderr.write(`[bench ${Math.round((performance.now() - t0) / 1000)}s] ${msg}\n`);
@@ -108,11 +123,12 @@ async function online(b: Bench, apiUrl: string, bareUrl: string, report: Report)
 }
 
 function writeResults(report: Report): void {
-  const dir = fileURLToPath(new URL('./results', import.meta.url));
+  const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
   const stamp = report.date.slice(0, 19).replace(/[:T]/g, '-');
-  writeFileSync(`${dir}${stamp}${quick ? '-quick' : ''}.json`, JSON.stringify(report, null, 2));
-  if (quick) return;
+  const kind = onlyBatch ? '-batch' : quick ? '-quick' : '';
+  writeFileSync(`${dir}${stamp}${kind}.json`, JSON.stringify(report, null, 2));
+  if (quick || onlyBatch) return;
   writeFileSync(
     `${dir}latency-vs-concurrency.svg`,
     lineChart(
@@ -147,6 +163,35 @@ function writeResults(report: Report): void {
   );
 }
 
+function cliBatchOf(b: Bench): Promise<Outcome<CliBatchScenario>> {
+  const profileDir = profile
+    ? fileURLToPath(new URL('./results/profiles/', import.meta.url))
+    : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  return attempt(`cli batch: ${CLI_ROWS} rows through inferq batch`, () =>
+    cliBatch({ ...b, log, profileDir }, CLI_ROWS),
+  );
+}
+
+/** `--only-batch`: the CLI batch scenario alone, with its own Redis. */
+async function batchOnly(procs: Processes, report: Report): Promise<number> {
+  const redisPort = await freePort();
+  await startRedis(procs, redisPort);
+  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  const admin = new Redis(redisUrl);
+  try {
+    report.cliBatch = await cliBatchOf({ redisUrl, admin, procs, rows: new RowNumbers() });
+  } finally {
+    admin.disconnect();
+  }
+  report.loadAverage[1] = round(loadavg()[0] ?? NaN, 1);
+  report.seconds = (performance.now() - t0) / 1000;
+  report.targets = batchTargets(report);
+  writeResults(report);
+  process.stdout.write(formatBatchOnly(report));
+  return 'error' in report.cliBatch ? 1 : 0;
+}
+
 async function main(): Promise<number> {
   const procs = new Processes();
   const stop = () => void procs.stopAll().then(() => process.exit(130));
@@ -163,6 +208,13 @@ async function main(): Promise<number> {
     source: source(),
     loadAverage: [round(loadavg()[0] ?? NaN, 1), NaN],
   } as Report;
+  if (onlyBatch) {
+    try {
+      return await batchOnly(procs, report);
+    } finally {
+      await procs.stopAll();
+    }
+  }
   let admin: Redis | undefined;
   try {
     log('limits: raw inference');
@@ -205,14 +257,14 @@ async function main(): Promise<number> {
     report.waiters = await attempt(`waiters: ${WAITERS} long-polls`, () =>
       waiters(b, inferqEnv(redisUrl, '{benchwait}'), WAITERS),
     );
+    report.cliBatch = await cliBatchOf(b);
     report.loadAverage[1] = round(loadavg()[0] ?? NaN, 1);
     report.seconds = (performance.now() - t0) / 1000;
     judge(report);
     writeResults(report);
     process.stdout.write(formatTable(report));
-    const failures = [report.batch, report.replicas, report.roundTrips, report.waiters].filter(
-      (o) => 'error' in o,
-    ).length;
+    const outcomes = [report.batch, report.replicas, report.roundTrips, report.waiters];
+    const failures = [...outcomes, report.cliBatch].filter((o) => 'error' in o).length;
     return failures ? 1 : 0;
   } finally {
     admin?.disconnect();

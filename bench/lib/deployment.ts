@@ -25,9 +25,13 @@ export function inferqEnv(redisUrl: string, prefix = '{bench}'): Record<string, 
 }
 
 /** Starts `inferq api` on a free port and waits until it is ready; stops it if it never is. */
-export async function startApi(procs: Processes, env: Record<string, string>): Promise<ApiProcess> {
+export async function startApi(
+  procs: Processes,
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): Promise<ApiProcess> {
   const port = await freePort();
-  const child = startInferq(procs, 'api', { ...env, PORT: String(port) });
+  const child = startInferq(procs, 'api', { ...env, PORT: String(port) }, nodeArgs);
   const url = `http://127.0.0.1:${port}`;
   try {
     await Promise.race([
@@ -44,8 +48,12 @@ export async function startApi(procs: Processes, env: Record<string, string>): P
 }
 
 /** Starts `inferq worker` (ready once warmUp has answered through it). */
-export function startWorker(procs: Processes, env: Record<string, string>): ChildProcess {
-  return startInferq(procs, 'worker', env);
+export function startWorker(
+  procs: Processes,
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): ChildProcess {
+  return startInferq(procs, 'worker', env, nodeArgs);
 }
 
 /**

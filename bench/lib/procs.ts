@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnInferq, stopChild } from '../../src/cli/children.js';
+import { INFERQ_BIN, spawnInferq, stopChild } from '../../src/cli/children.js';
 
 /** Every process the benchmark started, stopped by pid at the end whatever happens. */
 export class Processes {
@@ -82,14 +82,32 @@ export async function startRedis(procs: Processes, port: number): Promise<ChildP
   throw new Error(`redis-server did not start on port ${port}`);
 }
 
-/** Starts `inferq <role>` with the given environment. */
+/**
+ * Starts `inferq <args>` like spawnInferq, with `nodeArgs` (e.g. `--cpu-prof`, which
+ * NODE_OPTIONS does not take) before the script.
+ */
+export function spawnInferqWith(
+  nodeArgs: string[],
+  args: string[],
+  options: SpawnOptions,
+): ChildProcess {
+  if (nodeArgs.length === 0) return spawnInferq(args, options);
+  return spawn(
+    process.execPath,
+    [...nodeArgs, INFERQ_BIN, ...args, `--exit-with-parent=${process.pid}`],
+    options,
+  );
+}
+
+/** Starts `inferq <role>` with the given environment (and node flags). */
 export function startInferq(
   procs: Processes,
   role: 'api' | 'worker',
   env: Record<string, string>,
+  nodeArgs: string[] = [],
 ): ChildProcess {
   return procs.track(
-    spawnInferq([role], {
+    spawnInferqWith(nodeArgs, [role], {
       env: { ...process.env, LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'ignore', 'inherit'],
     }),

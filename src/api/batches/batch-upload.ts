@@ -1,6 +1,7 @@
 import { setImmediate } from 'node:timers/promises';
 import { checkItem, encodeChunk } from '../../shared/batches.js';
 import { ApiError, type ErrorDetail } from '../../shared/errors.js';
+import { NOT_FAST, readItemFast } from './ndjson-item.js';
 
 /**
  * Where a stager hands its chunks: the batch service stages each in Redis and queues its job at
@@ -59,12 +60,28 @@ export class ChunkStager {
     const { rowSize, chunkRows } = this.options;
     const checked = checkItem(raw, rowSize, this.values, this.rows * rowSize);
     if (!checked.ok) return checked.detail;
-    this.ids.push(checked.id ?? null);
-    if (checked.id !== undefined) this.anyId = true;
+    this.accept(checked.id, chunkRows);
+    return undefined;
+  }
+
+  /**
+   * Stages one NDJSON line of the usual shape read straight from its bytes; false when the line
+   * needs the full parser (JSON.parse, then `add`), which also names what is wrong with it.
+   */
+  addLine(bytes: Uint8Array, start: number, end: number): boolean {
+    const { rowSize, chunkRows } = this.options;
+    const id = readItemFast(bytes, start, end, this.values, this.rows * rowSize, rowSize);
+    if (id === NOT_FAST) return false;
+    this.accept(id, chunkRows);
+    return true;
+  }
+
+  private accept(id: string | undefined, chunkRows: number): void {
+    this.ids.push(id ?? null);
+    if (id !== undefined) this.anyId = true;
     this.rows++;
     this.total++;
     if (this.rows === chunkRows) this.flush();
-    return undefined;
   }
 
   /** Waits until few enough chunks are in flight; rethrows a failed hand-over. */
@@ -119,10 +136,12 @@ export class ChunkStager {
   }
 }
 
-/** One line of an NDJSON upload: its 1-based number and text. */
+/** One line of an NDJSON upload: its 1-based number and its bytes, `bytes[start, end)`. */
 export interface NdjsonLine {
   line: number;
-  text: string;
+  bytes: Buffer;
+  start: number;
+  end: number;
 }
 
 /** Limits of an NDJSON upload. */
@@ -202,11 +221,12 @@ export async function* readLines(
         const blank =
           pendingBytes === 0 && (nl === start || (nl === start + 1 && buf[start] === 13));
         if (!blank) {
-          const text =
-            pendingBytes === 0
-              ? buf.toString('utf8', start, nl)
-              : Buffer.concat([...pending, buf.subarray(start, nl)]).toString('utf8');
-          lines.push({ line, text });
+          if (pendingBytes === 0) {
+            lines.push({ line, bytes: buf, start, end: nl });
+          } else {
+            const bytes = Buffer.concat([...pending, buf.subarray(start, nl)]);
+            lines.push({ line, bytes, start: 0, end: bytes.length });
+          }
         }
         pending = [];
         pendingBytes = 0;
@@ -225,7 +245,8 @@ export async function* readLines(
     }
     if (pendingBytes > 0) {
       if (line + 1 > maxRows) throw tooManyLines(line + 1, maxRows);
-      yield [{ line: line + 1, text: Buffer.concat(pending).toString('utf8') }];
+      const bytes = Buffer.concat(pending);
+      yield [{ line: line + 1, bytes, start: 0, end: bytes.length }];
     }
   } finally {
     // Not cancel(): that would destroy the socket before the error answer is written; the
@@ -254,7 +275,9 @@ export async function stageNdjson(
 ): Promise<void> {
   let busySince = performance.now();
   for await (const lines of readLines(body, limits)) {
-    for (const { line, text } of lines) {
+    for (const { line, bytes, start, end } of lines) {
+      if (stager.addLine(bytes, start, end)) continue;
+      const text = bytes.toString('utf8', start, end);
       const trimmed = line === 1 ? text.replace(/^\uFEFF/, '').trim() : text.trim();
       if (trimmed === '') continue;
       let raw: unknown;

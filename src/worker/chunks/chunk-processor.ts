@@ -31,6 +31,9 @@ export interface BatchProcessorDeps {
   logger: Logger;
 }
 
+/** Rows of one inference run of a chunk when the model gives no batching hint. */
+const CHUNK_RUN_ROWS = 256;
+
 function attemptsLeft(job: Job): number {
   return (job.opts.attempts ?? 1) - job.attemptsMade - 1;
 }
@@ -64,7 +67,9 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
     if (misses.length > 0) {
       const missValues = new Float32Array(misses.length * rowSize);
       misses.forEach((row, j) => missValues.set(rowOf(values, rowSize, row), j * rowSize));
-      const maxBatch = loaded.model.batching?.maxBatchSize ?? config.MAX_BATCH_SIZE;
+      // Bigger runs than online ones, unless the model asks for a limit: nobody waits on one row.
+      const maxBatch =
+        loaded.model.batching?.maxBatchSize ?? Math.max(config.MAX_BATCH_SIZE, CHUNK_RUN_ROWS);
       const inferred = await inferRows(loaded, maxBatch, missValues, misses.length);
       misses.forEach((row, j) => (outcomes[row] = inferred[j]));
     }
@@ -102,13 +107,17 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
     ids: (string | null)[],
   ) {
     const { batchId, chunk, firstIndex } = job.data;
-    let text = '';
+    // Lines joined once and sent as bytes: a string grown line by line is a rope of thousands of
+    // pieces that the socket write has to flatten (the profile of issue 14 showed it).
+    const lines = new Array<string>(outcomes.length + 1);
     let completed = 0;
     for (const [i, o] of outcomes.entries()) {
       if (i > 0 && i % ROWS_PER_STEP === 0) await nextTurn();
-      text += resultLine(firstIndex + i, ids[i], o) + '\n';
+      lines[i] = resultLine(firstIndex + i, ids[i], o);
       if (!('error' in o)) completed++;
     }
+    lines[outcomes.length] = '';
+    const text = Buffer.from(lines.join('\n'));
     const state = await FINISH_CHUNK.run(
       redis,
       [keys.batch(batchId), keys.batchOutput(batchId, chunk), keys.batchInput(batchId, chunk)],
