@@ -74,60 +74,71 @@ function readString(c: Cursor): string | undefined {
   return undefined;
 }
 
-function readDigits(c: Cursor): number {
-  const start = c.at;
-  while (c.at < c.end && c.buf[c.at]! >= ZERO && c.buf[c.at]! <= NINE) c.at++;
-  return c.at - start;
-}
-
-/** A JSON number as JSON.parse reads it; NaN when the text is not one. */
+/** A JSON number as JSON.parse reads it; NaN when the text is not one. One pass over its bytes. */
 function readNumber(c: Cursor): number {
   skipSpace(c);
+  const buf = c.buf;
+  const end = c.end;
   const start = c.at;
-  const negative = c.buf[c.at] === MINUS;
-  if (negative) c.at++;
+  let at = start;
+  const negative = at < end && buf[at] === MINUS;
+  if (negative) at++;
+  let b = at < end ? buf[at]! : -1;
   let mantissa = 0;
   let digits = 0;
   let scale = 0;
-  const intStart = c.at;
-  const intDigits = readDigits(c);
-  if (intDigits === 0 || (intDigits > 1 && c.buf[intStart] === ZERO)) return NaN;
-  for (let i = intStart; i < intStart + intDigits; i++) {
-    if (digits > 0 || c.buf[i] !== ZERO) digits++;
-    mantissa = mantissa * 10 + (c.buf[i]! - ZERO);
-  }
-  if (c.buf[c.at] === DOT) {
-    c.at++;
-    const fracStart = c.at;
-    const fracDigits = readDigits(c);
-    if (fracDigits === 0) return NaN;
-    for (let i = fracStart; i < fracStart + fracDigits; i++) {
-      if (digits > 0 || c.buf[i] !== ZERO) digits++;
-      mantissa = mantissa * 10 + (c.buf[i]! - ZERO);
+  if (b === ZERO) {
+    at++;
+    b = at < end ? buf[at]! : -1;
+    if (b >= ZERO && b <= NINE) return NaN;
+  } else if (b > ZERO && b <= NINE) {
+    while (b >= ZERO && b <= NINE) {
+      mantissa = mantissa * 10 + (b - ZERO);
+      digits++;
+      at++;
+      b = at < end ? buf[at]! : -1;
     }
-    scale = -fracDigits;
+  } else {
+    return NaN;
   }
-  const e = c.buf[c.at];
-  if (e === LOWER_E || e === UPPER_E) {
-    c.at++;
-    const sign = c.buf[c.at] === MINUS ? -1 : 1;
-    if (c.buf[c.at] === MINUS || c.buf[c.at] === PLUS) c.at++;
-    const expStart = c.at;
-    const expDigits = readDigits(c);
-    if (expDigits === 0) return NaN;
+  if (b === DOT) {
+    at++;
+    const fracStart = at;
+    b = at < end ? buf[at]! : -1;
+    while (b >= ZERO && b <= NINE) {
+      if (digits > 0 || b !== ZERO) digits++;
+      mantissa = mantissa * 10 + (b - ZERO);
+      at++;
+      b = at < end ? buf[at]! : -1;
+    }
+    if (at === fracStart) return NaN;
+    scale = fracStart - at;
+  }
+  if (b === LOWER_E || b === UPPER_E) {
+    at++;
+    b = at < end ? buf[at]! : -1;
+    const sign = b === MINUS ? -1 : 1;
+    if (b === MINUS || b === PLUS) {
+      at++;
+      b = at < end ? buf[at]! : -1;
+    }
+    if (!(b >= ZERO && b <= NINE)) return NaN;
     let exponent = 0;
-    for (let i = expStart; i < expStart + Math.min(expDigits, 6); i++)
-      exponent = exponent * 10 + (c.buf[i]! - ZERO);
-    scale += sign * (expDigits > 6 ? 1e6 : exponent);
+    while (b >= ZERO && b <= NINE) {
+      if (exponent < 1e6) exponent = exponent * 10 + (b - ZERO);
+      at++;
+      b = at < end ? buf[at]! : -1;
+    }
+    scale += sign * exponent;
   }
+  c.at = at;
   let value: number;
   if (digits <= MAX_EXACT_DIGITS && scale >= -22 && scale <= 22) {
     value = scale >= 0 ? mantissa * POW10[scale]! : mantissa / POW10[-scale]!;
   } else {
     // Long or far-scaled numbers: V8's own conversion of the same text.
-    value = Math.abs(
-      Number(Buffer.from(c.buf.buffer, c.buf.byteOffset + start, c.at - start).toString('latin1')),
-    );
+    const text = Buffer.from(buf.buffer, buf.byteOffset + start, at - start).toString('latin1');
+    value = Math.abs(Number(text));
   }
   return negative ? -value : value;
 }
