@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ErrorDetail, JobFailure } from './errors.js';
+import type { ErrorDetail } from './errors.js';
 import type { BatchView } from './public-types.js';
 import { FeatureSchema, ModelNameSchema, VersionSchema } from './schemas.js';
 import { FLOAT32_MAX } from './public-types.js';
@@ -73,11 +73,8 @@ export interface BatchChunkResult {
   queueMs: number;
 }
 
-/** One line of GET /v1/batches/{id}/results before serialisation. */
-export type BatchResultLine =
-  | { index: number; id?: string; status: 'completed'; cached?: true; [field: string]: unknown }
-  | { index: number; id?: string; status: 'failed'; error: JobFailure }
-  | { index: number; id?: string; status: 'cancelled' };
+/** One line of GET /v1/batches/{id}/results (the contract of src/shared/contracts/batches.ts). */
+export type { BatchResultLine } from './contracts/batches.js';
 
 /** BullMQ job id of a batch chunk (custom ids must not contain ':'). */
 export function chunkJobId(batchId: string, chunk: number): string {

@@ -1,3 +1,4 @@
+import type { InstanceResult } from './contracts/plain-types.js';
 import type { Datatype } from './public-types.js';
 
 /** The payload of one prediction job in the BullMQ queue. */
@@ -62,18 +63,9 @@ export interface JobTensor {
   data: number[];
 }
 
-/** A raw output tensor of one instance. */
-export interface RawTensor {
-  shape: number[];
-  datatype: Datatype;
-  data: number[];
-}
-
-/** The prediction result of one instance (API.md "The prediction result"). */
-export type InstanceResult =
-  | { prediction: number; label?: string; confidence: number; probabilities: number[] }
-  | { prediction: number | number[] }
-  | { outputs: Record<string, RawTensor> };
+// A raw output tensor of one instance, and the prediction result of one instance (API.md "The
+// prediction result"): the contracts' types (src/shared/contracts/results.ts), plain.
+export type { InstanceResult, RawTensor } from './contracts/plain-types.js';
 
 /** What a worker returns for a job (BullMQ returnvalue) and what the cache stores. */
 export interface PredictJobResult {

@@ -24,6 +24,9 @@ import type {
   V2ModelMetadataSchema,
 } from '../../src/shared/contracts/v2.js';
 
+import type { JobView as ServerJobView } from '../../src/api/jobs/job-service.js';
+import type { PredictionBody } from '../../src/api/predict/predict-service.js';
+
 const FILE = 'src/shared/contracts/plain-types.ts';
 
 /** True when A and B are assignable both ways. */
@@ -47,6 +50,9 @@ const SAME: true[] = [
   true satisfies Same<Client.LiveAnswer, z.infer<typeof LiveAnswerSchema>>,
   true satisfies Same<Client.V2InferResponse, z.infer<typeof V2InferResponseSchema>>,
   true satisfies Same<Client.V2ModelMetadata, z.infer<typeof V2ModelMetadataSchema>>,
+  // Server types still written out by hand elsewhere are held to the contracts too.
+  true satisfies Same<ServerJobView, z.infer<typeof JobViewSchema>>,
+  true satisfies Same<PredictionBody, z.infer<typeof PredictionSchema>>,
 ];
 
 describe('the contracts as plain types', () => {

@@ -1,4 +1,5 @@
 import { ApiError, ERROR_CATALOGUE, type JobFailure } from '../../shared/errors.js';
+import type { LiveAnswer } from '../../shared/contracts/live.js';
 import { partResult } from '../../shared/jobs.js';
 import { parseOrThrow, toInput } from '../../shared/schemas.js';
 import { LiveRequestSchema, refOf, type LiveRequest, type Ref } from '../../shared/ws-schemas.js';
@@ -19,10 +20,8 @@ export const MAX_IN_FLIGHT = 1024;
 // A socket's request re-checks its job this often while it runs (events are best-effort).
 const FOLLOW_MS = 15_000;
 
-/** An answer on the socket: a result, or why there is none. */
-export type LiveAnswer =
-  | ({ ref: Ref; status: 'completed' } & PredictionBody)
-  | { ref?: Ref; status: 'failed'; error: JobFailure };
+/** An answer on the socket: a result, or why there is none (the contract's type). */
+export type { LiveAnswer } from '../../shared/contracts/live.js';
 
 function parseMessage(raw: unknown): { message?: unknown; error?: ApiError } {
   if (typeof raw !== 'string')

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { JobFailureSchema } from './common.js';
-import { RESULT_SHAPES } from './results.js';
+import { InstanceResultSchema, RESULT_SHAPES } from './results.js';
 
 /** A client's tag for one WebSocket request, echoed in its answer. */
 export const RefSchema = z.union([z.string().min(1).max(200), z.number()]);
@@ -22,7 +22,7 @@ export const LiveAnswerSchema = z
     z.strictObject({ ...envelope, ...classification }),
     z.strictObject({ ...envelope, ...regression }),
     z.strictObject({ ...envelope, ...raw }),
-    z.strictObject({ ...envelope, predictions: z.array(z.unknown()) }),
+    z.strictObject({ ...envelope, predictions: z.array(InstanceResultSchema) }),
     z.strictObject({
       ref: RefSchema.optional(),
       status: z.literal('failed'),

@@ -261,7 +261,7 @@ export type LiveAnswer =
       model: string;
       version: string;
       cached: boolean;
-      predictions: unknown[];
+      predictions: InstanceResult[];
     }
   | {
       ref?: string | number;
