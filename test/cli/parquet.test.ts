@@ -250,6 +250,26 @@ describe('inferq batch with Parquet files', () => {
     );
   });
 
+  it('stops the upload at an empty value deep in the file, naming its row; no batch is queued', async () => {
+    const columns = FEATURES.map((name, j) =>
+      j === 3
+        ? {
+            name,
+            type: 'DOUBLE' as const,
+            data: source.map((r, i) => (i === 249 ? null : (r[j] ?? 0))),
+          }
+        : doubles(
+            name,
+            source.map((r) => r[j] ?? 0),
+          ),
+    );
+    table('hole.parquet', columns, 64);
+    const run = await runCli(dir, ['batch', 'hole.parquet', '-m', 'breast-cancer', '--url', url]);
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim()).toBe("inferq: hole.parquet row 250: column 'f3' is empty");
+    expect(run.stderr).not.toContain('queued');
+  });
+
   it('exits 1 naming the column count when no --columns fit the model', async () => {
     table('three.parquet', [doubles('a', [1]), doubles('b', [2]), doubles('c', [3])]);
     const run = await runCli(dir, ['batch', 'three.parquet', '-m', 'breast-cancer', '--url', url]);
