@@ -247,8 +247,10 @@ describe('kill -9 of one of two workers holding online jobs and batch chunks (de
         40_000,
       ),
     );
-    const batchId = await postBatch(round);
+    // Chunks run while the upload still arrives: watch for the moment from the first byte on.
+    const posted = postBatch(round);
     const { frozenAt, online, chunks } = await freezeAndKill(worker, name);
+    const batchId = await posted;
     const chunkData = await jobData<BatchChunkJobData>(client, prefix(), BATCH_QUEUE, chunks);
     const [onlineJobs, chunkMs] = await Promise.all([
       waitFinished(online),
