@@ -62,7 +62,10 @@ const SubmitRoute = createRoute({
     'in `details[].line`. JSON uploads name the model in the body.',
   security: API_KEY_SECURITY,
   request: {
-    query: BatchQuerySchema.partial(),
+    query: BatchQuerySchema.partial().extend({
+      // Coerced from the query string; documented as what it must be.
+      priority: BatchQuerySchema.shape.priority.meta({ type: 'integer', minimum: 1, maximum: 10 }),
+    }),
     headers: VersionHeader,
     body: {
       required: true,

@@ -90,8 +90,8 @@ function modelRoutes(base: string, params: z.ZodObject) {
       ...v2Errors(401, 404, 429),
       503: {
         description:
-          'Not ready: `{"name", "ready": false}` while this replica shuts down, or an error ' +
-          'when Redis is unreachable.',
+          'Not ready: `{"name", "ready": false}`, or `{"error": "..."}` when the replica ' +
+          'refuses requests (shutting down, Redis unreachable).',
         content: json(z.union([V2ModelReadySchema, V2ErrorSchema])),
       },
     },
