@@ -7,9 +7,14 @@ import type { LoadedModel } from '../inference/model-pool.js';
 import { ModelOutputError, toInstanceResults } from '../inference/output-shaping.js';
 import { mgetAcrossSlots } from '../../shared/slots.js';
 import type { ThreadTensor } from '../inference/thread-protocol.js';
+import { classificationMembers } from './result-lines.js';
 
-/** How one row of a batch ended. */
-export type RowOutcome = { result: InstanceResult; cached?: true } | { error: JobFailure };
+/**
+ * How one row of a batch ended: a result (or its JSON members, already written by the fast
+ * classification path), or an error.
+ */
+export type RowOutcome =
+  { result: InstanceResult; cached?: true } | { members: string } | { error: JobFailure };
 
 /** The values of row `i` of a row-major block. */
 export function rowOf(values: Float32Array, rowSize: number, i: number): Float32Array {
@@ -119,6 +124,8 @@ async function runSlice(
     );
     return (await Promise.all(each)).flat();
   }
+  const members = classificationMembers(loaded.model, outputs, rows);
+  if (members) return members.map((m) => ({ members: m }));
   try {
     return toInstanceResults(loaded.model, outputs, rows, 'task').map((result) => ({ result }));
   } catch (err) {
@@ -161,6 +168,7 @@ export function resultLine(
   if ('error' in outcome) {
     return `${head},"status":"failed","error":${JSON.stringify(outcome.error)}}`;
   }
+  if ('members' in outcome) return `${head},"status":"completed",${outcome.members}}`;
   const body = JSON.stringify(outcome.result);
   const cached = outcome.cached ? ',"cached":true' : '';
   // body is a non-empty object: its fields follow ours after its opening brace.
