@@ -1,15 +1,15 @@
 import { createRoute } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import type { z } from 'zod';
 import { JobEventSchema } from '../../shared/contracts/jobs.js';
-import type { Context } from 'hono';
 import type { ApiDeps, AppEnv } from '../deps.js';
-import type { JobView } from './job-service.js';
-import type { JobOutcome, Wait } from './results-hub.js';
 import { jobRefOf, ownerOf } from '../http/owner.js';
-import type { JobRef, Owner } from './public-ids.js';
 import { API_KEY_SECURITY, COMMON_V1, errors, JobIdPath } from '../openapi/common.js';
 import { mount, routeApp, type RouteApp } from '../openapi/route.js';
+import type { JobView } from './job-service.js';
+import type { JobRef, Owner } from './public-ids.js';
+import type { JobOutcome, Wait } from './results-hub.js';
 
 const JobEventsRoute = createRoute({
   method: 'get',
