@@ -1,6 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { stream, streamSSE } from 'hono/streaming';
+import { stream } from 'hono/streaming';
 import { z } from 'zod';
 import {
   BATCH_DEFAULT_PRIORITY,
@@ -38,12 +38,8 @@ import {
   VersionHeader,
 } from '../openapi/common.js';
 import { mount, routeApp, type RouteApp } from '../openapi/route.js';
+import { progressEvents } from './progress-events.js';
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl']);
-
-// SSE comment line sent when nothing changed for this long, so proxies keep the stream open.
-const KEEP_ALIVE_MS = 15_000;
-// Fewest milliseconds between two progress events of one stream.
-const PROGRESS_EVERY_MS = 100;
 
 // Items are checked one by one against the model (checkItem); this is their documented shape.
 const BatchBodySchema = BatchRequestSchema.extend({
@@ -311,41 +307,7 @@ export function batchRoutes(deps: ApiDeps): RouteApp {
       const id = batchIdParam(c);
       const owner = ownerOf(c);
       await batches.view(owner, id);
-      return streamSSE(
-        c,
-        async (s) => {
-          const watch = batches.watch(id);
-          s.onAbort(() => watch.close());
-          try {
-            let last = '';
-            let lastWrite = Date.now();
-            while (!s.aborted && !batches.isClosed) {
-              const view = await batches.view(owner, id);
-              const data = JSON.stringify(view);
-              if (data !== last) {
-                await s.writeSSE({ event: 'progress', data });
-                [last, lastWrite] = [data, Date.now()];
-              } else if (Date.now() - lastWrite >= KEEP_ALIVE_MS) {
-                await s.write(': keep-alive\n\n');
-                lastWrite = Date.now();
-              }
-              if (view.finishedAt !== undefined) {
-                await s.writeSSE({ event: 'done', data });
-                return;
-              }
-              await s.sleep(PROGRESS_EVERY_MS);
-              // Events are best-effort: look again every 2 s even without one.
-              await watch.next(2000);
-            }
-          } finally {
-            watch.close();
-          }
-        },
-        (err) => {
-          logger.warn({ err, batchId: id }, 'batch events stream failed');
-          return Promise.resolve();
-        },
-      );
+      return progressEvents(c, deps, owner, id);
     },
     { exists },
   );
