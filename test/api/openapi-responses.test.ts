@@ -236,7 +236,7 @@ describe('the served OpenAPI document describes the live service', () => {
     const cancel = 'DELETE /v1/jobs/{id}';
     await spec.check(cancel, await del(`/v1/jobs/${job.id}`));
     await spec.check(cancel, await del(`/v1/jobs/${UNKNOWN_ID}`));
-    // A queued job (the idle worker-less API of a second stack would hold it): cancel at once.
+    // A job stays queued on a stack without a worker: cancelling it answers 204.
     const idle = await createStack({ worker: false, env: { MODEL_DIR: modelDir } });
     try {
       const waiting = await idle.post('/v1/jobs', {
