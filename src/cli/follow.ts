@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InferqError, type BatchView, type InferqClient } from '../client/index.js';
 import { CliError, describeError } from './cli-error.js';
-import type { ResultSink } from './output.js';
+import { resultText, type ResultSink } from './output.js';
 import { createProgress, type ProgressDisplay } from './progress.js';
 import { backoffMs, isDropped, MAX_ATTEMPTS } from './retry.js';
 
@@ -71,15 +71,16 @@ async function copyResults(
   sink: ResultSink,
   done: Written,
 ): Promise<void> {
-  for await (const line of client.batchResults(id)) {
-    if (line.index < done.written) continue;
-    if (line.index !== done.written)
+  for await (const text of client.batchResultLines(id)) {
+    const result = resultText(text);
+    if (result.index < done.written) continue;
+    if (result.index !== done.written)
       throw new CliError(
-        `the results of batch ${id} skipped from row ${done.written} to ${line.index}`,
+        `the results of batch ${id} skipped from row ${done.written} to ${result.index}`,
       );
-    await sink.write(line);
+    await sink.write(result);
     done.written++;
-    if (line.status !== 'completed') done.failed++;
+    if (result.failed) done.failed++;
   }
 }
 

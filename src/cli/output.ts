@@ -13,10 +13,38 @@ export interface LineSink {
   close(): Promise<void>;
 }
 
+/** One line of a batch's results as the server sent it. */
+export interface ResultText {
+  /** The JSON text of the line. */
+  text: string;
+  /** Its 0-based position in the batch. */
+  index: number;
+  /** Whether the row did not complete (failed or cancelled). */
+  failed: boolean;
+  /** The line parsed. */
+  parse(): BatchResultLine;
+}
+
+// The server writes `index` first and `status` before any result field; a line that does not
+// look so is parsed whole.
+const HEAD = /^\{"index":(\d+),/;
+const STATUS = /"status":"(\w+)"/;
+
+/** Reads what following a batch needs from a result line, parsing it only when it must. */
+export function resultText(text: string): ResultText {
+  const index = HEAD.exec(text)?.[1];
+  const status = STATUS.exec(text)?.[1];
+  const parse = () => JSON.parse(text) as BatchResultLine;
+  if (index !== undefined && status !== undefined)
+    return { text, index: Number(index), failed: status !== 'completed', parse };
+  const line = parse();
+  return { text, index: line.index, failed: line.status !== 'completed', parse: () => line };
+}
+
 /** Where result lines go, in their order: JSON Lines or Parquet. */
 export interface ResultSink {
   /** Appends one result; resolves when the sink can take more. */
-  write(line: BatchResultLine): Promise<void>;
+  write(result: ResultText): Promise<void>;
   /** Flushes and closes. */
   close(): Promise<void>;
 }
@@ -91,8 +119,9 @@ export async function openResultSink(
     return openParquetSink(path, model);
   }
   const lines = await openSink(path);
+  // The server's own text is written: a million parse + stringify rounds would only make garbage.
   return {
-    write: (line) => lines.writeLine(JSON.stringify(line)),
+    write: (result) => lines.writeLine(result.text),
     close: () => lines.close(),
   };
 }

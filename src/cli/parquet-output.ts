@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import type * as HyparquetWriter from 'hyparquet-writer';
 import type { BatchResultLine, ModelMetadata } from '../client/index.js';
 import { CliError } from './cli-error.js';
-import type { ResultSink } from './output.js';
+import type { ResultSink, ResultText } from './output.js';
 
 type ColumnType = 'INT32' | 'DOUBLE' | 'STRING' | 'JSON';
 
@@ -147,8 +147,8 @@ export async function openParquetSink(
     return out.writer;
   };
   return {
-    async write(line) {
-      pending.push(line);
+    async write(result: ResultText) {
+      pending.push(result.parse());
       if (pending.length >= GROUP_ROWS) await flush();
     },
     async close() {

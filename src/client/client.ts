@@ -6,7 +6,7 @@ import {
   type SubmitJobOptions,
   type WaitOptions,
 } from './options.js';
-import { readNdjson, readServerEvents, uploadBody } from './streams.js';
+import { readLines, readNdjson, readServerEvents, uploadBody } from './streams.js';
 import {
   seg,
   Transport,
@@ -40,6 +40,10 @@ function predictBody(input: PredictInput): object {
 
 function waitHeader(wait: number | undefined): Record<string, string | undefined> {
   return { prefer: wait === undefined ? undefined : `wait=${wait}` };
+}
+
+async function* nonBlank(lines: AsyncGenerator<string>): AsyncGenerator<string> {
+  for await (const line of lines) if (line.trim() !== '') yield line;
 }
 
 /** A typed client for every route of the inferq API. */
@@ -195,6 +199,19 @@ export class InferqClient {
       ...options,
     };
     return this.streamed(spec, (body) => readNdjson<BatchResultLine>(body));
+  }
+
+  /**
+   * The lines of GET /v1/batches/{id}/results as the server sent them (JSON text, blank lines
+   * left out): for copying results somewhere without parsing and serialising each one.
+   */
+  batchResultLines(id: string, options: CallOptions = {}): AsyncGenerator<string> {
+    const spec = {
+      path: `/v1/batches/${seg(id)}/results`,
+      headers: { accept: 'application/x-ndjson' },
+      ...options,
+    };
+    return this.streamed(spec, (body) => nonBlank(readLines(body)));
   }
 
   /** GET /v1/batches/{id}/events: `progress` events, then `done` when every row has ended. */

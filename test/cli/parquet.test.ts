@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { parquetWriteFile, type ColumnSource } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resultText } from '../../src/cli/output.js';
 import { openParquetSink } from '../../src/cli/parquet-output.js';
 import { countRows, readRows, type ReadRowsOptions } from '../../src/cli/rows.js';
 import { InferqClient } from '../../src/client/index.js';
@@ -118,20 +119,28 @@ describe('writing Parquet results', () => {
       task: 'classification',
       labels: ['malignant', 'benign'],
     });
-    await sink.write({
-      index: 0,
-      id: 'a',
-      status: 'completed',
-      prediction: 1,
-      label: 'benign',
-      confidence: 0.75,
-      probabilities: [0.25, 0.75],
-    });
-    await sink.write({
-      index: 1,
-      status: 'failed',
-      error: { code: 'inference_failed', message: 'boom' },
-    });
+    await sink.write(
+      resultText(
+        JSON.stringify({
+          index: 0,
+          id: 'a',
+          status: 'completed',
+          prediction: 1,
+          label: 'benign',
+          confidence: 0.75,
+          probabilities: [0.25, 0.75],
+        }),
+      ),
+    );
+    await sink.write(
+      resultText(
+        JSON.stringify({
+          index: 1,
+          status: 'failed',
+          error: { code: 'inference_failed', message: 'boom' },
+        }),
+      ),
+    );
     await sink.close();
     expect(await readBack(path)).toEqual([
       {
@@ -164,7 +173,9 @@ describe('writing Parquet results', () => {
   it('writes regression predictions as numbers', async () => {
     const path = join(dir, 'reg.parquet');
     const sink = await openParquetSink(path, { task: 'regression' });
-    await sink.write({ index: 0, status: 'completed', prediction: 151.5 });
+    await sink.write(
+      resultText(JSON.stringify({ index: 0, status: 'completed', prediction: 151.5 })),
+    );
     await sink.close();
     expect(await readBack(path)).toEqual([
       {
