@@ -218,6 +218,10 @@ describe('InferqClient: batches', () => {
     expect(batch.total).toBe(3);
     const results = await collect(client.batchResults(batch.id));
     expect(results.map((r) => r.id)).toEqual(['n0', 'n1', 'n2']);
+    // The same lines as the server wrote them, for copying without parsing.
+    const raw = await collect(client.batchResultLines(batch.id));
+    expect(raw.map((line) => JSON.parse(line) as unknown)).toEqual(results);
+    expect(raw.every((line) => line.startsWith('{"index":'))).toBe(true);
   });
 
   it('rejects a bad line 7 with 422 naming it, without sending the rest of the stream', async () => {
