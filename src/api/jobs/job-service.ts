@@ -3,7 +3,7 @@ import type { Job } from 'bullmq';
 import { shardOfHash, shardOfText, type ShardedQueue } from '../../shared/shards.js';
 import type { RedisClient } from '../../shared/redis.js';
 import type { Config } from '../../shared/config.js';
-import { ApiError, parseFailure, type JobFailure } from '../../shared/errors.js';
+import { ApiError, parseFailure } from '../../shared/errors.js';
 import {
   PREDICT_JOB,
   partId,
@@ -15,22 +15,13 @@ import {
 import type { Keys } from '../../shared/keys.js';
 import { newJobId, type JobRef, type Owner } from './public-ids.js';
 import type { JobOutcome, ResultHub } from './results-hub.js';
+import type { JobView } from '../../shared/contracts/jobs.js';
 
 /** The predict body without its envelope: one result, or `predictions` for many. */
 export type ResultBody = InstanceResult | { predictions: InstanceResult[] };
 
-/** Public view of a job (GET /v1/jobs/{id}). */
-export interface JobView {
-  id: string;
-  status: 'queued' | 'active' | 'completed' | 'failed' | 'cancelled';
-  model: string;
-  version: string;
-  attempts: number;
-  createdAt: string;
-  finishedAt?: string;
-  result?: ResultBody;
-  error?: JobFailure;
-}
+/** Public view of a job (GET /v1/jobs/{id}): the contract's type, so the two cannot drift. */
+export type { JobView } from '../../shared/contracts/jobs.js';
 
 /** What to queue. */
 export interface SubmitOptions {
