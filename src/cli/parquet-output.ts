@@ -15,7 +15,7 @@ interface ResultColumn {
 }
 
 // Rows per row group: big enough for good compression, small enough to keep memory flat.
-const GROUP_ROWS = 50_000;
+const GROUP_ROWS = 10_000;
 
 async function loadWriter(): Promise<typeof HyparquetWriter> {
   try {
