@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelRepository, type ModelVersion } from '../../src/shared/model-repository.js';
+import { inputHash } from '../../src/shared/input-hash.js';
+import { rowHashes } from '../../src/worker/chunks/chunk-rows.js';
 import { classificationMembers } from '../../src/worker/chunks/result-lines.js';
 import { ModelPool, type LoadedModel } from '../../src/worker/inference/model-pool.js';
 import { toInstanceResults } from '../../src/worker/inference/output-shaping.js';
@@ -9,7 +11,8 @@ import { testLogger } from '../helpers/env.js';
 import { BREAST_CANCER_ROW } from '../helpers/fixtures.js';
 
 // The fast classification lines must be the very text the generic path (toInstanceResults, then
-// JSON.stringify) makes, and step aside whenever that path would fail rows.
+// JSON.stringify) makes, and step aside whenever that path would fail rows; the fast row hashes
+// must be the online cache keys.
 
 const ROWS = 1000;
 let thread: InferenceThread;
@@ -70,5 +73,22 @@ describe('classificationMembers', () => {
     expect(classificationMembers(loaded.model, broken, 4)).toBeUndefined();
     const regression = { ...loaded.model, task: 'regression' as const };
     expect(classificationMembers(regression, outputs, 4)).toBeUndefined();
+  });
+});
+
+describe('rowHashes', () => {
+  it('gives every row the key of the same one-row online input (inputHash)', () => {
+    const values = new Float32Array(50 * 30);
+    for (let r = 0; r < 50; r++)
+      values.set(
+        BREAST_CANCER_ROW.map((v) => v + r),
+        r * 30,
+      );
+    const hashes = rowHashes(loaded.model, values, 10, 50);
+    expect(hashes).toHaveLength(40);
+    hashes.forEach((h, i) => {
+      const row = values.subarray((10 + i) * 30, (11 + i) * 30);
+      expect(h).toBe(inputHash(loaded.model.name, loaded.model.version, 1, row));
+    });
   });
 });
