@@ -64,9 +64,9 @@ async function* items(
 }
 
 /**
- * Uploads the file as a batch. The server creates a batch only once it has read the whole
- * upload and discards the rows of an upload that broke, so a dropped connection leaves no half
- * batch behind: the file is simply sent again (up to MAX_ATTEMPTS times).
+ * Uploads the file as a batch. The server drops a batch whose upload broke (its record, staged
+ * rows and queued chunks; a chunk already running stores nothing), so a dropped connection
+ * leaves no half batch behind: the file is simply sent again (up to MAX_ATTEMPTS times).
  */
 async function upload(
   client: InferqClient,
