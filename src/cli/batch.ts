@@ -1,3 +1,5 @@
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   InferqError,
@@ -53,6 +55,50 @@ async function rejection(err: InferqError, file: string): Promise<Error> {
   return new CliError(`${file} ${where}: ${what} (the server refused the batch)`);
 }
 
+/**
+ * Whether a JSON Lines file can go up byte for byte: its first line is already an item in the
+ * server's form. The server checks every line itself (and drops the whole batch, naming the
+ * line, if one is bad), so the CLI then neither parses nor re-serialises the rows.
+ */
+export async function sendsAsIs(file: string): Promise<boolean> {
+  if (!/\.(jsonl|ndjson)$/i.test(file)) return false;
+  const handle = await open(file, 'r');
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(65_536), 0, 65_536, 0);
+    const text = buffer.subarray(0, bytesRead).toString('utf8');
+    const end = text.indexOf('\n');
+    if (end < 0) return false;
+    const item = JSON.parse(text.slice(0, end)) as unknown;
+    return (
+      typeof item === 'object' &&
+      item !== null &&
+      Array.isArray((item as { features?: unknown }).features) &&
+      ['string', 'undefined'].includes(typeof (item as { id?: unknown }).id)
+    );
+  } catch {
+    return false;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The file's bytes, noting when the last chunk was handed over. */
+async function* sentAll(
+  chunks: AsyncIterable<Buffer>,
+  sent: { all: boolean },
+): AsyncGenerator<Uint8Array> {
+  for await (const chunk of chunks) yield chunk;
+  sent.all = true;
+}
+
+// Sent as is, the server's line numbers are the file's.
+function serverRejection(err: InferqError, file: string): Error {
+  const detail = err.details?.find((d) => d.line !== undefined);
+  if (err.status !== 422 || detail?.line === undefined) return err;
+  const what = detail.path ? `${detail.path} ${detail.message}` : detail.message;
+  return new CliError(`${file} line ${detail.line}: ${what} (the server refused the batch)`);
+}
+
 /** The file's items, noting when the last one was handed over. */
 async function* items(
   file: string,
@@ -75,17 +121,22 @@ async function upload(
   read: ReadRowsOptions,
   options: BatchCommandOptions,
   say: (line: string) => void,
+  asIs: boolean,
 ): Promise<BatchAccepted> {
   for (let attempt = 1; ; attempt++) {
     const sent = { all: false };
     try {
-      return await client.createBatch(model.name, items(file, read, sent), {
+      const source = asIs
+        ? { ndjson: sentAll(createReadStream(file), sent) }
+        : items(file, read, sent);
+      return await client.createBatch(model.name, source, {
         version: model.version,
         priority: options.priority,
       });
     } catch (err) {
       if (!(err instanceof InferqError)) throw err;
-      if (!isDropped(err) || attempt >= MAX_ATTEMPTS) throw await rejection(err, file);
+      if (!isDropped(err) || attempt >= MAX_ATTEMPTS)
+        throw asIs ? serverRejection(err, file) : await rejection(err, file);
       // Past the last byte the server may have queued the batch before its answer was lost.
       const lost = sent.all ? '; its answer was lost after the whole file was sent' : '';
       say(
@@ -98,7 +149,35 @@ async function upload(
 }
 
 /**
- * `inferq batch <file> --model m`: checks every row locally, streams the file up as NDJSON,
+ * JSON Lines in the server's form go up as they are (the server checks them); if the server
+ * refuses one, the file is checked here: a line only this CLI reads (a bare array, a numeric
+ * id) sends the file again as parsed items, a bad line is named. Other files are checked here
+ * first, in a pass of their own, so that a bad row stops the upload before anything is queued.
+ */
+async function uploadFile(
+  client: InferqClient,
+  file: string,
+  model: ModelMetadata,
+  read: ReadRowsOptions,
+  options: BatchCommandOptions,
+  say: (line: string) => void,
+): Promise<BatchAccepted> {
+  if (!options.columns && (await sendsAsIs(file))) {
+    try {
+      return await upload(client, file, model, read, options, say, true);
+    } catch (err) {
+      if (!(err instanceof CliError)) throw err;
+      // Throws naming the line when the file is bad for this CLI too.
+      await countRows(file, read);
+    }
+  }
+  if ((await countRows(file, read)) === 0) throw new CliError(`${file} holds no rows`);
+  return upload(client, file, model, read, options, say, false);
+}
+
+/**
+ * `inferq batch <file> --model m`: streams the file up as NDJSON (checked here first unless it
+ * is JSON Lines the server reads as they are),
  * prints the batch id, then follows the batch and writes its results in input order. Dropped
  * connections are retried: the upload is sent again, the results resume after the last line.
  */
@@ -116,9 +195,7 @@ export async function runBatch(
     featureNames: model.features,
     columns: options.columns,
   };
-  // A first pass finds a bad row before anything is queued; memory stays flat either way.
-  if ((await countRows(file, read)) === 0) throw new CliError(`${file} holds no rows`);
-  const batch = await upload(client, file, model, read, options, say);
+  const batch = await uploadFile(client, file, model, read, options, say);
   say(
     `batch ${batch.id} queued: ${batch.total} rows for ${model.name} ${model.version}; ` +
       `fetch results again with: inferq results ${batch.id}`,

@@ -169,6 +169,37 @@ describe('inferq batch: clear errors', () => {
     expect(run.stderr).toContain('short.csv line 2: expected 30 columns, got 29');
   });
 
+  it('sends JSON Lines as they are and names the line the server refuses (blank lines counted)', async () => {
+    const body = [1, 2, 3, 4].map((i) =>
+      JSON.stringify({ id: `r${i}`, features: uniqueRow(96_000 + i) }),
+    );
+    body[2] = JSON.stringify({ id: 'r3', features: uniqueRow(96_003).slice(1) });
+    writeFileSync(join(dir, 'as-is.jsonl'), `${body[0]}\n\n${body.slice(1).join('\n')}\n`);
+    const run = await inferq('batch', 'as-is.jsonl', '--model', 'breast-cancer', '--url', url);
+    expect(run.code).toBe(1);
+    // Line 4 of the file (a blank line 2 before it): the server's line number is the file's.
+    expect(run.stderr.trim()).toMatch(
+      /^inferq: as-is\.jsonl line 4: .*expected 30 features, got 29/,
+    );
+  });
+
+  it('falls back to parsed items for JSON Lines forms only the CLI reads (bare arrays)', async () => {
+    const body = [
+      JSON.stringify({ features: uniqueRow(97_001) }),
+      JSON.stringify(uniqueRow(97_002)),
+      JSON.stringify({ id: 7, features: uniqueRow(97_003) }),
+    ];
+    writeFileSync(join(dir, 'mixed.jsonl'), `${body.join('\n')}\n`);
+    const run = await inferq('batch', 'mixed.jsonl', '-m', 'breast-cancer', '--url', url);
+    expect(run.code).toBe(0);
+    const out = lines(run.stdout).map((l) => JSON.parse(l));
+    expect(out.map((l) => [l.index, l.status, l.id])).toEqual([
+      [0, 'completed', undefined],
+      [1, 'completed', undefined],
+      [2, 'completed', '7'],
+    ]);
+  });
+
   it('names the file line of a row the server refuses (an id over 256 characters)', async () => {
     const rows = [0, 1, 2, 3].map((i) => [i === 2 ? 'x'.repeat(300) : `r${i}`, ...uniqueRow(i)]);
     writeCsv('ids.csv', rows);
