@@ -8,6 +8,7 @@ export default defineConfig({
   test: {
     include: [
       'test/api/group-commit.test.ts',
+      'test/api/ndjson-item.test.ts',
       'test/cli/help.test.ts',
       'test/cli/rows.test.ts',
       'test/client/streams.test.ts',
