@@ -21,12 +21,7 @@ import {
   WaitQuerySchema,
 } from '../../shared/contracts/common.js';
 import { ApiError } from '../../shared/errors.js';
-import type { ModelVersion } from '../../shared/model-repository.js';
-import { parseOrThrow } from '../../shared/schemas.js';
-import type { ChunkStager } from './batch-upload.js';
-import { stageItems, stageNdjson } from './batch-upload.js';
 import { assertAccepting, type ApiDeps, type AppEnv } from '../deps.js';
-import { readJson } from '../http/request-body.js';
 import { ownerOf } from '../http/owner.js';
 import { askedWaitS } from '../http/prefer.js';
 import {
@@ -39,7 +34,7 @@ import {
 } from '../openapi/common.js';
 import { mount, routeApp, type RouteApp } from '../openapi/route.js';
 import { progressEvents } from './progress-events.js';
-const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl']);
+import { stageUpload } from './upload-request.js';
 
 // Items are checked one by one against the model (checkItem); this is their documented shape.
 const BatchBodySchema = BatchRequestSchema.extend({
@@ -153,49 +148,11 @@ const EventsRoute = createRoute({
   },
 });
 
-/** Whether a request is an NDJSON batch upload, which MAX_BODY_BYTES does not bound. */
-export function isNdjsonBatchUpload(c: Context): boolean {
-  // Runs for every request: the cheap checks first, the header (a Headers lookup) last.
-  if (c.req.method !== 'POST' || !/^\/v1\/batches\/?$/.test(c.req.path)) return false;
-  const type = c.req.header('content-type')?.split(';')[0]?.trim().toLowerCase() ?? '';
-  return NDJSON_TYPES.has(type);
-}
-
 function batchIdParam(c: Context<AppEnv>): string {
   const id = c.req.param('id') ?? '';
   if (!PUBLIC_ID_RE.test(id))
     throw new ApiError('batch_not_found', `Batch "${id.slice(0, 64)}" does not exist.`);
   return id;
-}
-
-function requireTabular(model: ModelVersion): void {
-  if (model.rowSize < 0) {
-    throw new ApiError(
-      'validation_error',
-      'This model takes tensors with free dimensions; use POST /v2/models/{model}/infer.',
-    );
-  }
-}
-
-async function stageOrDiscard(stager: ChunkStager, stage: () => Promise<void>): Promise<void> {
-  try {
-    await stage();
-    if (stager.total === 0) {
-      throw new ApiError('validation_error', 'The batch holds no items.', [
-        { message: 'send at least one item' },
-      ]);
-    }
-  } catch (err) {
-    await stager.discard().catch(() => undefined);
-    throw err;
-  }
-}
-
-/** A staged upload, ready to be enqueued. */
-interface Upload {
-  model: ModelVersion;
-  stager: ChunkStager;
-  priority?: number;
 }
 
 function askedWait(c: Context<AppEnv>, maxS: number): number {
@@ -205,44 +162,12 @@ function askedWait(c: Context<AppEnv>, maxS: number): number {
 /** POST /v1/batches and the per-batch status, results, events and cancel routes. */
 export function batchRoutes(deps: ApiDeps): RouteApp {
   const app = routeApp();
-  const { config, repository, batches, depth, logger } = deps;
-
-  /** Reads and stages an NDJSON upload (model and priority in the query). */
-  async function stageNdjsonUpload(c: Context<AppEnv>): Promise<Upload> {
-    const query = parseOrThrow(BatchQuerySchema, {
-      model: c.req.query('model'),
-      version: c.req.query('version') ?? c.req.header('x-model-version'),
-      priority: c.req.query('priority'),
-    });
-    const model = repository.resolve(query.model, query.version);
-    requireTabular(model);
-    const stager = batches.stager(model, ownerOf(c), query.priority);
-    const body = c.req.raw.body ?? new Blob([]).stream();
-    const limits = {
-      maxLineBytes: config.MAX_LINE_BYTES,
-      maxRows: config.MAX_BATCH_ROWS,
-      maxBytes: config.MAX_BATCH_BYTES,
-    };
-    await stageOrDiscard(stager, () => stageNdjson(body, stager, limits));
-    return { model, stager, priority: query.priority };
-  }
-
-  /** Reads and stages a JSON body of items. */
-  async function stageJsonUpload(c: Context<AppEnv>): Promise<Upload> {
-    const body = parseOrThrow(BatchRequestSchema, await readJson(c));
-    const model = repository.resolve(body.model, body.version);
-    requireTabular(model);
-    const stager = batches.stager(model, ownerOf(c), body.priority);
-    await stageOrDiscard(stager, () => stageItems(body.items, stager));
-    return { model, stager, priority: body.priority };
-  }
+  const { config, batches, depth, logger } = deps;
 
   mount(app, SubmitRoute, async (c) => {
     assertAccepting(deps);
     depth.check();
-    const { model, stager, priority } = isNdjsonBatchUpload(c)
-      ? await stageNdjsonUpload(c)
-      : await stageJsonUpload(c);
+    const { model, stager, priority } = await stageUpload(c, deps);
     try {
       await batches.create(ownerOf(c), model, stager, priority ?? BATCH_DEFAULT_PRIORITY);
     } catch (err) {
