@@ -30,11 +30,11 @@ import {
 const MINUTES = Number(process.env.SATURATION_MINUTES ?? 0.75);
 const DURATION_MS = Math.round(MINUTES * 60_000);
 /** Busy loops pinned to the worker's CPU, at the worker's nice value. */
-const BURNERS = Number(process.env.SATURATION_BURNERS ?? 3);
+const BURNERS = Number(process.env.SATURATION_BURNERS ?? 2);
 /** Nice value of the worker and the busy loops alike (equal, so they share the CPU evenly). */
 const NICE = Number(process.env.SATURATION_NICE ?? 0);
-/** Rows per batch chunk: far above the default, so that a chunk outlives the lock (6 s) on a starved CPU. */
-const CHUNK_ROWS = 60_000;
+/** Rows per batch chunk: the most allowed, so that a chunk outlives the lock (6 s) on a starved CPU. */
+const CHUNK_ROWS = 100_000;
 const BATCH_ROWS = 2 * CHUNK_ROWS;
 const DEFAULTS = loadConfig({});
 
