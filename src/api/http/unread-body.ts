@@ -79,11 +79,15 @@ export async function closeAfterBody<E extends Env, I extends Input>(
   const headers = new Headers(answer.headers);
   headers.set('Connection', 'close');
   headers.set('Content-Length', String(bytes.byteLength));
-  const source = sources.get(c.req.raw) ?? (c.req.raw.body as ReadableStream<Uint8Array> | null);
+  // The stream under a limit's wrapper when it is free, else the wrapper itself (whose reader
+  // holds the stream under it once pulled): either way the rest of the body is read and dropped.
+  const source = [sources.get(c.req.raw), c.req.raw.body as ReadableStream<Uint8Array> | null].find(
+    (s) => s && !s.locked,
+  );
   const body = new ReadableStream<Uint8Array>({
     async start(controller) {
       if (bytes.byteLength > 0) controller.enqueue(bytes);
-      if (source && !source.locked) await drain(source);
+      if (source) await drain(source);
       controller.close();
     },
   });
