@@ -29,6 +29,7 @@ import {
   BatchIdPath,
   COMMON_V1,
   errors,
+  SUBMIT_ERRORS,
   json,
   VersionHeader,
 } from '../openapi/common.js';
@@ -75,16 +76,7 @@ const SubmitRoute = createRoute({
       headers: z.object({ Location: z.string() }),
       content: json(BatchAcceptedSchema),
     },
-    ...errors(
-      'invalid_json',
-      'model_not_found',
-      'version_not_found',
-      'payload_too_large',
-      'unsupported_media_type',
-      'validation_error',
-      'queue_full',
-      ...COMMON_V1,
-    ),
+    ...errors(...SUBMIT_ERRORS, ...COMMON_V1),
   },
 });
 

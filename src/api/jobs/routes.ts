@@ -11,7 +11,14 @@ import { assertAccepting, type ApiDeps, type AppEnv } from '../deps.js';
 import { readJson } from '../http/request-body.js';
 import { cacheScope, jobRefOf, ownerOf } from '../http/owner.js';
 import { askedWaitS } from '../http/prefer.js';
-import { API_KEY_SECURITY, COMMON_V1, errors, JobIdPath, json } from '../openapi/common.js';
+import {
+  API_KEY_SECURITY,
+  COMMON_V1,
+  errors,
+  JobIdPath,
+  json,
+  SUBMIT_ERRORS,
+} from '../openapi/common.js';
 import { mount, routeApp, type RouteApp } from '../openapi/route.js';
 import { ACCEPTED_RESPONSE } from '../predict/routes.js';
 import { accepted } from './accepted.js';
@@ -34,17 +41,7 @@ const SubmitRoute = createRoute({
   },
   responses: {
     202: ACCEPTED_RESPONSE,
-    ...errors(
-      'invalid_json',
-      'model_not_found',
-      'version_not_found',
-      'payload_too_large',
-      'unsupported_media_type',
-      'validation_error',
-      'idempotency_key_reused',
-      'queue_full',
-      ...COMMON_V1,
-    ),
+    ...errors(...SUBMIT_ERRORS, 'idempotency_key_reused', ...COMMON_V1),
   },
 });
 

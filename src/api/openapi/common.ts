@@ -51,6 +51,17 @@ export function errors(...codes: ErrorCode[]): Record<string, ResponseConfig> {
   return out;
 }
 
+/** What every submission (predict, job, batch) can be refused with, before its own codes. */
+export const SUBMIT_ERRORS: ErrorCode[] = [
+  'invalid_json',
+  'model_not_found',
+  'version_not_found',
+  'payload_too_large',
+  'unsupported_media_type',
+  'validation_error',
+  'queue_full',
+];
+
 /** /v2 error responses for the given statuses (`{"error": "..."}`). */
 export function v2Errors(...statuses: number[]): Record<string, ResponseConfig> {
   const out: Record<string, ResponseConfig> = {};

@@ -15,6 +15,7 @@ import {
   API_KEY_SECURITY,
   COMMON_V1,
   errors,
+  SUBMIT_ERRORS,
   json,
   ModelPath,
   ModelVersionPath,
@@ -56,18 +57,7 @@ function predictRoute(
         content: json(PredictionSchema),
       },
       202: ACCEPTED_RESPONSE,
-      ...errors(
-        'invalid_json',
-        'model_not_found',
-        'version_not_found',
-        'payload_too_large',
-        'unsupported_media_type',
-        'validation_error',
-        'queue_full',
-        'model_output_invalid',
-        'inference_failed',
-        ...COMMON_V1,
-      ),
+      ...errors(...SUBMIT_ERRORS, 'model_output_invalid', 'inference_failed', ...COMMON_V1),
     },
   });
 }
