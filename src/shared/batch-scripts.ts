@@ -6,9 +6,10 @@ import type { RedisClient } from './redis.js';
  * key it touches is passed in KEYS and shares the `{prefix}` hash tag, so it is Cluster-safe.
  */
 export class LuaScript {
-  private readonly sha: string;
+  /** SHA1 of the script (what EVALSHA names it by). */
+  readonly sha: string;
 
-  constructor(private readonly lua: string) {
+  constructor(readonly lua: string) {
     this.sha = createHash('sha1').update(lua).digest('hex');
   }
 

@@ -133,6 +133,12 @@ export const ConfigSchema = z.object({
   MAX_BATCH_SIZE: int(64, 1),
   /** Longest a partial batch waits for more rows, milliseconds; default 2. */
   MAX_BATCH_DELAY_MS: z.coerce.number().min(0).default(2),
+  /**
+   * Online jobs reach idle workers through a list they block on (one hop, a few Redis commands)
+   * instead of BullMQ's fetch; failed jobs and those of dead workers still go through BullMQ;
+   * API and workers must agree; default true.
+   */
+  ONLINE_FAST_LANE: bool(true),
   /** Jobs one worker process holds at once; default 256. */
   WORKER_CONCURRENCY: int(256, 1),
   /** Name stored on every job this worker processes (BullMQ `processedBy`); default <hostname>-<pid>. */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { fastLaneKeys } from './fast-lane.js';
 import { Queue, type Job, type JobsOptions, type JobType, type QueueOptions } from 'bullmq';
 import calculateSlot from 'cluster-key-slot';
 
@@ -128,9 +129,21 @@ export class ShardedQueue<D = unknown, R = unknown> {
     return this.forJob(jobId).toKey(jobId);
   }
 
-  /** Job counts by state, summed over every shard. */
+  /**
+   * Job counts by state, summed over every shard; `waiting` counts the jobs on the shards'
+   * fast lanes too (online jobs no worker has taken yet, see fast-lane.ts).
+   */
   async getJobCounts(...states: JobType[]): Promise<Record<string, number>> {
-    const perShard = await Promise.all(this.shards.map((q) => q.getJobCounts(...states)));
+    const perShard = await Promise.all(
+      this.shards.map(async (q) => {
+        const counts = await q.getJobCounts(...states);
+        if (states.includes('waiting')) {
+          const lane = await (await q.backend.client).llen(fastLaneKeys(q.toKey('')).fast);
+          counts.waiting = (counts.waiting ?? 0) + lane;
+        }
+        return counts;
+      }),
+    );
     const sum: Record<string, number> = {};
     for (const counts of perShard) {
       for (const [state, n] of Object.entries(counts)) sum[state] = (sum[state] ?? 0) + n;

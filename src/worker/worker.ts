@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
-import { Worker } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import { parseShardList, type Config } from '../shared/config.js';
-import type { PredictJobData, PredictJobResult } from '../shared/jobs.js';
+import { PREDICT_JOB, type PredictJobData, type PredictJobResult } from '../shared/jobs.js';
 import { BATCH_QUEUE, PREDICT_QUEUE } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { ModelRepository, type ModelVersion } from '../shared/model-repository.js';
@@ -16,6 +16,7 @@ import { WorkerMetrics } from './ops/worker-metrics.js';
 import { ModelPool } from './inference/model-pool.js';
 import { createWorkerOps, type WorkerOps } from './ops/worker-ops.js';
 import { createProcessor } from './online/online-processor.js';
+import { FastConsumer } from './online/fast-consumer.js';
 import { keepLocks, LockKeeper } from './locks/lock-keeper.js';
 import { InferenceThread } from './inference/sessions.js';
 
@@ -67,20 +68,31 @@ interface OnlineWatch {
   logger: Logger;
 }
 
+/** Metrics and log line of an online job that completed (through BullMQ or the fast lane). */
+function onlineCompleted(
+  job: Pick<Job<PredictJobData>, 'id' | 'data' | 'processedOn' | 'timestamp'> & { name?: string },
+  { metrics, logger }: Pick<OnlineWatch, 'metrics' | 'logger'>,
+): void {
+  metrics.completed(job);
+  // The line carries ids and sizes, never the job's values.
+  logger.debug(
+    {
+      jobId: job.id,
+      job: job.name ?? PREDICT_JOB,
+      model: job.data.model,
+      version: job.data.version,
+    },
+    'job completed',
+  );
+}
+
 /** Metrics, logs and final-failure replies of one online worker. */
 function watchOnline(
   worker: Worker<PredictJobData, PredictJobResult>,
   { metrics, cache, replyTo, logger }: OnlineWatch,
 ): void {
   worker.on('error', (err) => logger.warn({ err: err.message }, 'worker error'));
-  worker.on('completed', (job) => {
-    metrics.completed(job);
-    // Every job kind ends here; the line carries ids and sizes, never the job's values.
-    logger.debug(
-      { jobId: job.id, job: job.name, model: job.data.model, version: job.data.version },
-      'job completed',
-    );
-  });
+  worker.on('completed', (job) => onlineCompleted(job, { metrics, logger }));
   worker.on('failed', (job, err) => {
     if (job) metrics.failed(job);
     // The last failure of a job is news for the replica that waits for it (a retry is not).
@@ -154,16 +166,21 @@ export async function startWorker({
   const chunkProcessor = createBatchProcessor({ pool, redis, config, logger });
   const workers: Worker<PredictJobData, PredictJobResult>[] = [];
   const chunkWorkers: Worker<BatchChunkJobData, BatchChunkResult>[] = [];
+  const fastConsumers: FastConsumer[] = [];
   for (const shard of mine) {
     const prefix = prefixes[shard] ?? config.QUEUE_PREFIX;
-    const worker = new Worker<PredictJobData, PredictJobResult>(PREDICT_QUEUE, processor, {
-      connection: redis,
-      prefix,
-      concurrency: perShard(config.WORKER_CONCURRENCY),
-      autorun: true,
-      name,
-      ...lockOptions(config),
-    });
+    const worker = new Worker<PredictJobData, PredictJobResult>(
+      PREDICT_QUEUE,
+      (job) => processor(job),
+      {
+        connection: redis,
+        prefix,
+        concurrency: perShard(config.WORKER_CONCURRENCY),
+        autorun: true,
+        name,
+        ...lockOptions(config),
+      },
+    );
     watchOnline(worker, { metrics, cache, replyTo, logger });
     keepLocks(worker, locks, `${prefix}:${PREDICT_QUEUE}:`, logger);
     workers.push(worker);
@@ -183,9 +200,32 @@ export async function startWorker({
       ),
     );
     chunkWorkers.push(chunks);
+    if (config.ONLINE_FAST_LANE) {
+      fastConsumers.push(
+        new FastConsumer({
+          queueKey: `${prefix}:${PREDICT_QUEUE}:`,
+          redis,
+          connect: () =>
+            createRedis({ ...topologyOf(config), role: 'blocking', name: 'inferq-worker-fast' }),
+          concurrency: perShard(config.WORKER_CONCURRENCY),
+          lockMs: config.WORKER_LOCK_MS,
+          sweepMs: config.WORKER_STALLED_INTERVAL_MS,
+          keep: { ageMs: config.RESULT_TTL_S * 1000, count: config.RESULT_MAX_JOBS },
+          // Off a Cluster, the cache entries and the reply travel in the script that ends the job.
+          hold:
+            config.REDIS_CLUSTER_NODES.length === 0 ? { cacheTtlS: config.CACHE_TTL_S } : undefined,
+          locks,
+          run: processor,
+          onCompleted: (job) => onlineCompleted(job, { metrics, logger }),
+          logger,
+          name,
+        }),
+      );
+    }
   }
   // Both BullMQ connections up: the worker is consuming and counted by getWorkersCount (readiness).
   await Promise.all([...workers, ...chunkWorkers].map((w) => w.waitUntilReady()));
+  await Promise.all(fastConsumers.map((c) => c.start()));
   await ops.start();
   logger.info(
     { models: pool.keys(), concurrency: config.WORKER_CONCURRENCY, shards: mine },
@@ -200,6 +240,7 @@ export async function startWorker({
     ops,
     close: async () => {
       await ops.close();
+      await Promise.all(fastConsumers.map((c) => c.close()));
       await Promise.all([...workers, ...chunkWorkers].map((w) => w.close()));
       await locks.close();
       await thread.close();

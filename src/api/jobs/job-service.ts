@@ -208,7 +208,13 @@ export class JobService {
       throw notFound(id);
     }
     if (ref.part !== undefined && job.data.parts?.[ref.part]?.skip) throw notFound(id);
-    const state = await job.getState();
+    let state = await job.getState();
+    // A job of the fast lane is on no BullMQ list until a worker claims it (shared/fast-lane.ts).
+    if (
+      state === 'unknown' &&
+      (await this.redis.hget(this.queue.toKey(ref.jobId), 'lane')) === 'fast'
+    )
+      state = job.processedOn ? 'active' : 'waiting';
     // Ended between the two reads: the job read first lacks its result and end time.
     if ((state === 'completed' || state === 'failed') && (!job.finishedOn || !job.returnvalue)) {
       job = (await this.queue.getJob(ref.jobId)) ?? job;

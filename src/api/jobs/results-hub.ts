@@ -107,6 +107,12 @@ export class ResultHub {
     this.own.set(jobId, Date.now());
   }
 
+  /** Undoes `expect`: the job was never queued. */
+  forget(jobId: string): void {
+    this.own.delete(jobId);
+    this.checks.delete(jobId);
+  }
+
   /** Fans out the end events of a queue (batch chunks); job ids must not collide. */
   attach(events: QueueEvents): void {
     events.on('completed', ({ jobId, returnvalue }) => {

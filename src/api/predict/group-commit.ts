@@ -31,6 +31,11 @@ export class Gatherer<T, R> {
 
   constructor(private readonly options: GathererOptions<T, R>) {}
 
+  /** Whether an item submitted under `key` now would be sent at once, alone. */
+  idle(key: string): boolean {
+    return !this.lanes.has(key);
+  }
+
   /** Queues `item` under `key`; resolves with its own result of the send it went out with. */
   submit(key: string, item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {

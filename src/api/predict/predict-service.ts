@@ -67,7 +67,14 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
     config.CACHE_TTL_S > 0 ? keys.cache(cacheScope(config, owner), spec.hash) : undefined;
   let cacheMs: number | undefined;
   let claim: string | null | undefined;
-  if (cacheKey) {
+  // A request that goes out alone reads the cache in the script that queues it (one round trip).
+  const lookup =
+    cacheKey !== undefined &&
+    !spec.data.tensors &&
+    !deps.isShuttingDown() &&
+    deps.depth.value < (config.MAX_QUEUE_DEPTH || Infinity) &&
+    deps.gather.canLookUp(spec);
+  if (cacheKey && !lookup) {
     const started = performance.now();
     let hit: string | null = null;
     if (spec.data.tensors) hit = await redis.get(cacheKey);
@@ -92,7 +99,7 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
   depth.check();
   const ids = await deps.ids.ids();
   if (!spec.data.tensors)
-    return runGathered(deps, ids, spec, { cacheKey, cacheMs, claim }, options);
+    return runGathered(deps, ids, spec, { cacheKey, cacheMs, claim, lookup }, options);
   const submitted = await jobs.submit({
     data: { ...spec.data, cacheKey, owner, requestId: options.requestId },
     dedupId: `${ownerTag(owner)}-${spec.hash}`,
@@ -114,21 +121,29 @@ async function runGathered(
   deps: ApiDeps,
   ids: PublicIds,
   spec: JobSpec,
-  looked: { cacheKey?: string; cacheMs?: number; claim?: string | null },
+  looked: { cacheKey?: string; cacheMs?: number; claim?: string | null; lookup?: boolean },
   options: RunOptions,
 ): Promise<JobRun> {
   const { single, ...data } = spec.data;
   const { cacheKey, cacheMs } = looked;
+  const started = performance.now();
   const placed = await deps.gather.place({
     data,
     single,
     hash: spec.hash,
     cacheKey,
     claim: looked.claim,
+    lookup: looked.lookup,
     owner: options.owner,
     requestId: options.requestId,
     waitMs: options.waitMs,
   });
+  if (looked.lookup) deps.metrics.cache(placed.hit !== undefined);
+  if (placed.hit !== undefined) {
+    const result = JSON.parse(placed.hit) as PredictJobResult;
+    const id = await cachedId(deps, options.owner, result);
+    return { status: 'completed', id, result, cached: true, cacheMs: performance.now() - started };
+  }
   if (placed.coalesced) deps.metrics.coalesced.inc();
   const ref = { jobId: placed.jobId, part: placed.index };
   const id = ids.encode(options.owner, ref);

@@ -1,3 +1,4 @@
+import type { JobsOptions } from 'bullmq';
 import type { Config } from '../../shared/config.js';
 import {
   PREDICT_JOB,
@@ -6,6 +7,7 @@ import {
   type PredictJobData,
   type PredictJobResult,
 } from '../../shared/jobs.js';
+import { fastLaneKeys, LOOK_OR_SUBMIT, oneSlot, SUBMIT } from '../../shared/fast-lane.js';
 import type { Keys } from '../../shared/keys.js';
 import { shardOfHash, type ShardedQueue } from '../../shared/shards.js';
 import type { RedisClient } from '../../shared/redis.js';
@@ -30,6 +32,11 @@ export interface GatherItem {
    * absent: not read yet).
    */
   claim?: string | null;
+  /**
+   * The cache entry and the claim were not read: read them in the same script that queues the
+   * job, when the request goes out alone (see `canLookUp`), or else first.
+   */
+  lookup?: boolean;
 }
 
 /** Where a request's rows went: part `index` of job `jobId`, and the wait for that job. */
@@ -39,6 +46,8 @@ export interface Placement {
   /** Whether an identical request already in flight carries this one. */
   coalesced: boolean;
   wait?: Wait;
+  /** The cache entry found instead of queueing (a `lookup` item only). */
+  hit?: string;
 }
 
 /** Options of OnlineGatherer. */
@@ -75,20 +84,33 @@ export class OnlineGatherer {
     });
   }
 
+  /**
+   * Whether a request for `model` would go out alone now, so that its cache read can travel
+   * with its job (LOOK_OR_SUBMIT): fast lane on, and the keys able to meet in one script.
+   */
+  canLookUp(item: Pick<GatherItem, 'data'>): boolean {
+    const { config } = this.deps;
+    return config.ONLINE_FAST_LANE && oneSlot(config) && this.gatherer.idle(laneOf(item));
+  }
+
   /** Places a request's rows in a job; resolves once the job is queued (or found). */
   async place(item: GatherItem): Promise<Placement> {
     const local = `${ownerTag(item.owner)}:${item.hash}`;
     const pending = this.local.get(local);
-    if (pending) return this.follow(await pending, item.waitMs);
+    if (pending) {
+      if (item.lookup) return this.lookUp(item);
+      return this.follow(await pending, item.waitMs);
+    }
+    // Someone else took the lane since: read the cache and the claim first, as usual.
+    if (item.lookup && !this.canLookUp(item)) return this.lookUp(item);
     const claim =
-      item.claim !== undefined
-        ? item.claim
+      item.claim !== undefined || item.lookup
+        ? (item.claim ?? null)
         : await this.deps.redis.get(this.deps.keys.inflight(ownerTag(item.owner), item.hash));
     // Another replica carries this input already (one of its parts): follow that job.
     const carried = claim ? parsePartId(claim) : undefined;
     if (carried) return this.follow({ ...carried, coalesced: true }, item.waitMs);
-    const key = `${item.data.model}@${item.data.version}:${item.data.format}`;
-    const placing = this.gatherer.submit(key, item);
+    const placing = this.gatherer.submit(laneOf(item), item);
     this.local.set(local, placing);
     try {
       const placement = await placing;
@@ -110,6 +132,17 @@ export class OnlineGatherer {
     );
   }
 
+  // A lookup item that cannot go alone: the usual cache and claim read, then the usual place.
+  private async lookUp(item: GatherItem): Promise<Placement> {
+    const { redis, keys } = this.deps;
+    const [entry, claim] = await redis.mget(
+      item.cacheKey ?? '',
+      keys.inflight(ownerTag(item.owner), item.hash),
+    );
+    if (entry) return { jobId: '', index: 0, coalesced: false, hit: entry };
+    return this.place({ ...item, lookup: false, claim: claim ?? null });
+  }
+
   private async follow(placement: Placement, waitMs: number): Promise<Placement> {
     // Another replica may have queued the job: its replies go there, so read it now and then.
     const wait =
@@ -123,6 +156,8 @@ export class OnlineGatherer {
 
   private async flush(items: GatherItem[]): Promise<Placement[]> {
     const { redis, keys, hub } = this.deps;
+    const [lone] = items;
+    if (lone?.lookup && items.length === 1) return [await this.lookAndAdd(lone)];
     // The first request's input picks the shard: a lone request's identical twins meet there.
     const jobId = newJobId(shardOfHash(items[0]?.hash ?? '', this.deps.config.QUEUE_SHARDS));
     const claimMs = Math.max(...items.map((i) => i.waitMs), 30_000);
@@ -130,13 +165,16 @@ export class OnlineGatherer {
     const waits = items.map((item) => (item.waitMs > 0 ? hub.wait(jobId, item.waitMs) : undefined));
     // The claims leave with the job, not before it: a lone request pays one round trip for both.
     // Two replicas that both missed each other's claim run the same input twice, harmlessly.
-    const claims = items.map((item, i) =>
-      redis
-        .set(keys.inflight(ownerTag(item.owner), item.hash), partId(jobId, i), 'PX', claimMs, 'NX')
-        .catch(() => null),
-    );
+    const claimed = items.map((item, i) => ({
+      key: keys.inflight(ownerTag(item.owner), item.hash),
+      value: partId(jobId, i),
+    }));
+    const inScript = this.deps.config.ONLINE_FAST_LANE && oneSlot(this.deps.config);
+    const claims = inScript
+      ? []
+      : claimed.map((c) => redis.set(c.key, c.value, 'PX', claimMs, 'NX').catch(() => null));
     try {
-      await this.add(jobId, items);
+      await this.add(jobId, items, inScript ? { claimed, claimMs } : undefined);
     } catch (err) {
       for (const w of waits) w?.cancel();
       await Promise.all(claims);
@@ -152,10 +190,9 @@ export class OnlineGatherer {
   }
 
   // Part i is item i, so the claims name the right part.
-  private async add(jobId: string, items: GatherItem[]): Promise<void> {
-    const { config, queue } = this.deps;
-    const [first] = items;
-    if (!first) return;
+  private job(items: GatherItem[]): { data: PredictJobData; opts: JobsOptions } {
+    const { config } = this.deps;
+    const [first] = items as [GatherItem, ...GatherItem[]];
     const data: PredictJobData = {
       ...first.data,
       replyTo: this.deps.replicaId,
@@ -170,12 +207,91 @@ export class OnlineGatherer {
         owner: item.owner,
       })),
     };
-    await queue.add(PREDICT_JOB, data, {
-      jobId,
+    const opts = {
       attempts: config.JOB_ATTEMPTS,
       backoff: { type: 'exponential', delay: config.JOB_BACKOFF_MS },
       removeOnComplete: { age: config.RESULT_TTL_S, count: config.RESULT_MAX_JOBS },
       removeOnFail: { age: config.RESULT_TTL_S, count: config.RESULT_MAX_JOBS },
-    });
+    };
+    return { data, opts };
   }
+
+  private async add(
+    jobId: string,
+    items: GatherItem[],
+    claims?: { claimed: { key: string; value: string }[]; claimMs: number },
+  ): Promise<void> {
+    if (items.length === 0) return;
+    const { data, opts } = this.job(items);
+    if (!this.deps.config.ONLINE_FAST_LANE) {
+      await this.deps.queue.add(PREDICT_JOB, data, { jobId, ...opts });
+      return;
+    }
+    // One script: the job's hash as BullMQ stores it, and the job on the lane idle workers wait on.
+    const queueKey = this.deps.queue.forJob(jobId).toKey('');
+    const claimed = claims?.claimed ?? [];
+    await SUBMIT.run(
+      this.deps.redis,
+      [`${queueKey}${jobId}`, fastLaneKeys(queueKey).fast, ...claimed.map((c) => c.key)],
+      [
+        jobId,
+        PREDICT_JOB,
+        JSON.stringify(data),
+        JSON.stringify(opts),
+        Date.now(),
+        claims?.claimMs ?? 0,
+        ...claimed.map((c) => c.value),
+      ],
+    );
+  }
+
+  // A request alone: cache read, claim and queueing in one round trip (LOOK_OR_SUBMIT).
+  private async lookAndAdd(item: GatherItem): Promise<Placement> {
+    const { redis, keys, hub } = this.deps;
+    const jobId = newJobId(shardOfHash(item.hash, this.deps.config.QUEUE_SHARDS));
+    hub.expect(jobId);
+    // Before the script: the worker may answer before the script's own reply is read.
+    const wait = item.waitMs > 0 ? hub.wait(jobId, item.waitMs) : undefined;
+    const { data, opts } = this.job([item]);
+    const queueKey = this.deps.queue.forJob(jobId).toKey('');
+    let reply: unknown;
+    try {
+      reply = await LOOK_OR_SUBMIT.run(
+        redis,
+        [
+          item.cacheKey ?? '',
+          keys.inflight(ownerTag(item.owner), item.hash),
+          `${queueKey}${jobId}`,
+          fastLaneKeys(queueKey).fast,
+        ],
+        [
+          partId(jobId, 0),
+          Math.max(item.waitMs, 30_000),
+          jobId,
+          PREDICT_JOB,
+          JSON.stringify(data),
+          JSON.stringify(opts),
+          Date.now(),
+        ],
+      );
+    } catch (err) {
+      wait?.cancel();
+      hub.forget(jobId);
+      throw err;
+    }
+    const [kind, value] = Array.isArray(reply) ? (reply as [number, string?]) : [0];
+    if (kind === 0) return { jobId, index: 0, coalesced: false, wait };
+    wait?.cancel();
+    hub.forget(jobId);
+    if (kind === 1) return { jobId: '', index: 0, coalesced: false, hit: value };
+    // Another replica carries this input already (one of its parts): follow that job.
+    const carried = value ? parsePartId(value) : undefined;
+    if (!carried) return this.place({ ...item, lookup: false, claim: null });
+    return this.follow({ ...carried, coalesced: true }, item.waitMs);
+  }
+}
+
+/** The gathering lane of an item: one per model version and output format. */
+function laneOf(item: Pick<GatherItem, 'data'>): string {
+  return `${item.data.model}@${item.data.version}:${item.data.format}`;
 }

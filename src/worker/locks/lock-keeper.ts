@@ -54,6 +54,7 @@ export class LockKeeper {
   private thread: Thread;
   private readonly held = new Map<string, LockRequest & { type: 'hold' }>();
   private readonly watched: (LockRequest & { type: 'watch' })[] = [];
+  private readonly alive = new Set<string>();
   private readonly beat: NodeJS.Timeout;
   private closed = false;
   private lastErrorAt = 0;
@@ -86,6 +87,7 @@ export class LockKeeper {
         if (this.closed) return;
         this.thread = this.start();
         for (const msg of [...this.watched, ...this.held.values()]) this.thread.postMessage(msg);
+        for (const key of this.alive) this.thread.postMessage({ type: 'alive', key });
       }, 1000).unref();
     });
     return thread;
@@ -129,6 +131,18 @@ export class LockKeeper {
     const msg = { type: 'watch', queueKey, workerId } as const;
     this.watched.push(msg);
     this.post(msg);
+  }
+
+  /** Keeps `key` set with the lock TTL, renewed with the locks, until forgotten or the worker hangs. */
+  keepAlive(key: string): void {
+    this.alive.add(key);
+    this.post({ type: 'alive', key });
+  }
+
+  /** Stops renewing an alive key. */
+  forgetAlive(key: string): void {
+    this.alive.delete(key);
+    this.post({ type: 'unalive', key });
   }
 
   /** Stops renewing (the job has left the active list). */

@@ -31,6 +31,9 @@ export type LockRequest =
    * tokens): while the worker is late, the thread adopts them, fetched ones not yet held too.
    */
   | { type: 'watch'; queueKey: string; workerId: string }
+  /** Keep `key` set (with the lock TTL) while the worker lives: a fast-lane consumer's alive key. */
+  | { type: 'alive'; key: string }
+  | { type: 'unalive'; key: string }
   | { type: 'beat' };
 
 /** Messages from the lock thread. */

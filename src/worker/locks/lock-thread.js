@@ -88,6 +88,8 @@ redis.on('error', () => undefined);
 const held = new Map();
 /** Worker ids by queue key. @type {Map<string, Set<string>>} */
 const watched = new Map();
+/** Alive keys of fast-lane consumers, renewed like the locks. @type {Set<string>} */
+const alive = new Set();
 let lastBeat = Date.now();
 let lateUntil = 0;
 let hungReported = false;
@@ -143,6 +145,8 @@ async function renewAll() {
     const rounds = [...held]
       .filter(([, jobs]) => jobs.size > 0)
       .map(([queueKey, jobs]) => renewQueue(queueKey, [...jobs.values()]));
+    for (const key of alive)
+      rounds.push(redis.set(key, '1', 'PX', init.lockMs).then(() => undefined));
     if (silentMs > LATE_MS || Date.now() < lateUntil) {
       for (const [queueKey, ids] of watched) rounds.push(adopt(queueKey, ids));
     }
@@ -169,6 +173,10 @@ port.on('message', (/** @type {LockRequest} */ msg) => {
     let ids = watched.get(msg.queueKey);
     if (!ids) watched.set(msg.queueKey, (ids = new Set()));
     ids.add(msg.workerId);
+  } else if (msg.type === 'alive') {
+    alive.add(msg.key);
+  } else if (msg.type === 'unalive') {
+    alive.delete(msg.key);
   } else {
     held.get(msg.queueKey)?.delete(msg.jobId);
   }

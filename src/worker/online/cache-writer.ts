@@ -10,12 +10,43 @@ interface PendingWrite {
   reject: (err: unknown) => void;
 }
 
+/** Where a job's cache entries and its reply go. */
+export interface ResultWriter {
+  /** Whether cache entries are written at all (CACHE_TTL_S > 0). */
+  readonly caching: boolean;
+  /** Stores `value` under `key` with the cache TTL. */
+  write(key: string, value: string): Promise<void>;
+  /** Publishes `message` on `channel`, after this job's cache entries. */
+  send(channel: string, message: string): Promise<void>;
+}
+
+/**
+ * A job's cache entries and reply held back, to be written by the script that ends the job
+ * (fast lane, see shared/fast-lane.ts FINISH): one round trip for all of it.
+ */
+export class HeldWrites implements ResultWriter {
+  readonly entries: { key: string; value: string }[] = [];
+  reply: { channel: string; message: string } | undefined;
+
+  constructor(readonly caching: boolean) {}
+
+  write(key: string, value: string): Promise<void> {
+    if (this.caching) this.entries.push({ key, value });
+    return Promise.resolve();
+  }
+
+  send(channel: string, message: string): Promise<void> {
+    this.reply = { channel, message };
+    return Promise.resolve();
+  }
+}
+
 /**
  * Writes result-cache entries and reply messages, gathering those queued together (typically
  * one job's, or one inference batch's) into a single pipeline: one round trip for the whole batch,
  * with each cache entry written before the reply that tells a waiter about it.
  */
-export class CacheWriter {
+export class CacheWriter implements ResultWriter {
   private pending: PendingWrite[] = [];
   private scheduled = false;
   private readonly publish: 'spublish' | 'publish';

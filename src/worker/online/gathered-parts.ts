@@ -8,7 +8,7 @@ import {
   type PredictJobResult,
 } from '../../shared/jobs.js';
 import type { Logger } from '../../shared/logger.js';
-import type { CacheWriter } from './cache-writer.js';
+import type { ResultWriter } from './cache-writer.js';
 import type { LoadedModel } from '../inference/model-pool.js';
 import { ModelOutputError, toInstanceResults } from '../inference/output-shaping.js';
 
@@ -75,7 +75,7 @@ export async function runParts(
   data: PredictJobData,
   values: Float32Array,
   queueMs: number,
-  cache: CacheWriter | undefined,
+  cache: ResultWriter | undefined,
   logger: Logger,
 ): Promise<PredictJobResult> {
   const parts = data.parts ?? [];

@@ -3,7 +3,7 @@ import { formatFailure } from '../../shared/errors.js';
 import type { PredictJobData, PredictJobResult } from '../../shared/jobs.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ReplyMessage } from '../../shared/replies.js';
-import type { CacheWriter } from './cache-writer.js';
+import type { CacheWriter, ResultWriter } from './cache-writer.js';
 import type { ModelPool } from '../inference/model-pool.js';
 import { runDirectJob, wholeTensorResults } from './whole-tensor-job.js';
 import { runParts } from './gathered-parts.js';
@@ -20,6 +20,12 @@ export interface ProcessorDeps {
   /** Rescans the model folder for a version not loaded yet that a job created at `sinceMs` names. */
   onMissingModel?: (sinceMs: number) => Promise<void>;
 }
+
+/** What the processor reads of a job: a BullMQ job, or one taken from the fast lane. */
+export type OnlineJob = Pick<
+  Job<PredictJobData, PredictJobResult>,
+  'id' | 'data' | 'timestamp' | 'processedOn'
+>;
 
 function validate(data: PredictJobData, rowSize: number): Float32Array {
   const { rows, values } = data;
@@ -46,14 +52,18 @@ function validate(data: PredictJobData, rowSize: number): Float32Array {
 /** Builds the BullMQ processor: job -> batch slot -> per-instance results -> reply. */
 export function createProcessor(deps: ProcessorDeps) {
   const run = runJob(deps);
-  return async (job: Job<PredictJobData, PredictJobResult>): Promise<PredictJobResult> => {
-    const result = await run(job);
+  /** `writer`: where the cache entries and the reply go (default: sent at once). */
+  return async (
+    job: OnlineJob,
+    writer: ResultWriter | undefined = deps.cache,
+  ): Promise<PredictJobResult> => {
+    const result = await run(job, writer);
     const { replyTo } = job.data;
-    if (replyTo && deps.cache && deps.replyChannel) {
+    if (replyTo && writer && deps.replyChannel) {
       // The waiting replica hears of the result now, before BullMQ's bookkeeping of the job, in
       // the same round trip as the cache writes; a lost message costs it one read of the job.
       const message: ReplyMessage = { jobId: job.id ?? '', state: 'completed', result };
-      void deps.cache
+      void writer
         .send(deps.replyChannel(replyTo), JSON.stringify(message))
         .catch((err: unknown) => deps.logger.debug({ err }, 'reply not sent'));
     }
@@ -62,7 +72,7 @@ export function createProcessor(deps: ProcessorDeps) {
 }
 
 function runJob(deps: ProcessorDeps) {
-  return async (job: Job<PredictJobData, PredictJobResult>): Promise<PredictJobResult> => {
+  return async (job: OnlineJob, cache: ResultWriter | undefined): Promise<PredictJobResult> => {
     const data = job.data;
     const log = deps.logger.child({ jobId: job.id, requestId: data.requestId });
     let loaded = deps.pool.get(data.model, data.version);
@@ -82,7 +92,7 @@ function runJob(deps: ProcessorDeps) {
     const queueMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
     if (data.parts && !data.tensors) {
       const values = validate(data, loaded.model.rowSize);
-      return runParts(job.id ?? '', loaded, data, values, queueMs, deps.cache, log);
+      return runParts(job.id ?? '', loaded, data, values, queueMs, cache, log);
     }
     // Whole tensors (several inputs, free dimensions) run alone; rows share a batch.
     const slice = data.tensors
@@ -120,11 +130,11 @@ function runJob(deps: ProcessorDeps) {
       single: data.single,
       finishedAt: Date.now(),
     };
-    if (deps.cache && data.cacheKey) {
+    if (cache && data.cacheKey) {
       // A failed cache write costs a future hit, never this result.
       const entry: PredictJobResult = { ...result, owner: data.owner };
       // Not awaited: it leaves in the same pipeline as the reply (see CacheWriter).
-      void deps.cache.write(data.cacheKey, JSON.stringify(entry)).catch((err: unknown) => {
+      void cache.write(data.cacheKey, JSON.stringify(entry)).catch((err: unknown) => {
         log.warn({ err }, 'result cache write failed');
       });
     }

@@ -11,7 +11,7 @@ interface ModelJobData {
 }
 
 // Job data comes from Redis: never trust it to be well formed.
-function modelLabels(job: Job<ModelJobData>): Record<ModelLabels, string> {
+function modelLabels(job: Pick<Job<ModelJobData>, 'data'>): Record<ModelLabels, string> {
   const text = (v: unknown) => (typeof v === 'string' ? v : 'unknown');
   return { model: text(job.data?.model), version: text(job.data?.version) };
 }
@@ -110,7 +110,7 @@ export class WorkerMetrics {
   }
 
   /** Records a completed job (a prediction or a batch chunk). */
-  completed(job: Job<ModelJobData>): void {
+  completed(job: Pick<Job<ModelJobData>, 'data' | 'processedOn' | 'timestamp'>): void {
     const labels = modelLabels(job);
     this.jobs.inc({ ...labels, status: 'completed' });
     // From the job's own timestamps: every job kind has them, whatever it returns.

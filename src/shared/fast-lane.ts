@@ -1,0 +1,253 @@
+import { LuaScript } from './batch-scripts.js';
+
+/*
+ * The fast lane of online jobs: one Redis list per shard of the prediction queue that idle
+ * workers block on (BLMOVE), so that a job reaches a worker with its payload in one hop instead
+ * of BullMQ's marker, fetch and lock round trips and scripts. Each job is still a BullMQ job:
+ * the API writes its hash as BullMQ's add would (without the `wait` list or any event), the
+ * worker moves it to `active` under a BullMQ lock (claim) while it runs, and to `completed`
+ * with its return value when done (finish), so Bull Board, `GET /v1/jobs/{id}` and BullMQ's
+ * stalled-job check see it as usual. Anything out of the ordinary goes to BullMQ's own path:
+ * a job that fails, or whose worker died, is pushed onto `wait` (handoff) and a BullMQ Worker
+ * runs it with its attempts and backoff.
+ *
+ * On its way a job passes through a transit list of the worker that took it: BLMOVE moves it
+ * there atomically, and the claim takes it off. A worker's transit list is emptied back onto
+ * `wait` once the worker's alive key lapses (its lock thread renews it, like the job locks), by
+ * whichever worker sweeps the shard next (reap). Every key of a shard shares the shard's
+ * hash tag, so each script stays in one Cluster slot.
+ */
+
+/**
+ * Whether every key of an online request (cache entry, in-flight claim) and of its shard's queue
+ * can meet in one script: one shard (all keys share the prefix's hash tag), or no Cluster.
+ */
+export function oneSlot(config: {
+  QUEUE_SHARDS: number;
+  REDIS_CLUSTER_NODES: readonly string[];
+}): boolean {
+  return config.QUEUE_SHARDS === 1 || config.REDIS_CLUSTER_NODES.length === 0;
+}
+
+/** The keys of one shard's fast lane, from BullMQ's key of the queue (`<prefix>:<queue>:`). */
+export interface FastLaneKeys {
+  /** BullMQ's key of the queue with its trailing colon (job hashes are this + id). */
+  queueKey: string;
+  /** The list idle workers block on: elements are `id|timestamp|data`. */
+  fast: string;
+  /** Ids of the workers that consume the lane. */
+  consumers: string;
+  wait: string;
+  active: string;
+  stalled: string;
+  completed: string;
+  marker: string;
+  events: string;
+  transit(consumer: string): string;
+  alive(consumer: string): string;
+  lock(jobId: string): string;
+}
+
+/** The fast lane's keys beside BullMQ's of the queue at `queueKey` (`<prefix>:<queue>:`). */
+export function fastLaneKeys(queueKey: string): FastLaneKeys {
+  return {
+    queueKey,
+    fast: `${queueKey}fast`,
+    consumers: `${queueKey}fast-consumers`,
+    wait: `${queueKey}wait`,
+    active: `${queueKey}active`,
+    stalled: `${queueKey}stalled`,
+    completed: `${queueKey}completed`,
+    marker: `${queueKey}marker`,
+    events: `${queueKey}events`,
+    transit: (consumer) => `${queueKey}fast-transit:${consumer}`,
+    alive: (consumer) => `${queueKey}fast-alive:${consumer}`,
+    lock: (jobId) => `${queueKey}${jobId}:lock`,
+  };
+}
+
+/** A job as it travels the lane. */
+export interface FastElement {
+  id: string;
+  /** When the API queued it, ms since the epoch (BullMQ `timestamp`). */
+  timestamp: number;
+  /** The job data, JSON. */
+  data: string;
+}
+
+/** Reads an element of the lane; undefined when it is not one. */
+export function parseFastElement(element: string): FastElement | undefined {
+  const a = element.indexOf('|');
+  const b = a < 0 ? -1 : element.indexOf('|', a + 1);
+  if (b < 0) return undefined;
+  const timestamp = Number(element.slice(a + 1, b));
+  if (!Number.isFinite(timestamp)) return undefined;
+  return { id: element.slice(0, a), timestamp, data: element.slice(b + 1) };
+}
+
+// Stores the job at KEYS[a] as BullMQ's add does, and queues it on the lane at KEYS[b];
+// ARGV[i..i+4] id, name, data JSON, opts JSON, timestamp.
+const enqueue = (a: number, b: number, i: number) => `
+if redis.call('EXISTS', KEYS[${a}]) == 1 then return 0 end
+redis.call('HSET', KEYS[${a}], 'name', ARGV[${i + 1}], 'data', ARGV[${i + 2}], 'opts', ARGV[${i + 3}],
+  'timestamp', ARGV[${i + 4}], 'delay', 0, 'priority', 0, 'lane', 'fast')
+redis.call('LPUSH', KEYS[${b}], ARGV[${i}] .. '|' .. ARGV[${i + 4}] .. '|' .. ARGV[${i + 2}])
+`;
+
+/**
+ * API: KEYS[1] job hash, KEYS[2] fast list, then in-flight claims to set; ARGV id, name, data
+ * JSON, opts JSON, timestamp, claim ms, then the claims' values. Stores the job as BullMQ's add
+ * does and queues it on the lane; 0 when the id exists already. The claims (SET NX) come along
+ * only where they meet the queue's keys in one slot (`oneSlot`).
+ */
+export const SUBMIT = new LuaScript(`
+for i = 3, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i + 4], 'PX', ARGV[6], 'NX')
+end
+${enqueue(1, 2, 1)}
+return 1
+`);
+
+/**
+ * API, for a request sent alone (nothing else in flight for its model): KEYS[1] cache entry,
+ * KEYS[2] in-flight claim, KEYS[3] job hash, KEYS[4] fast list; ARGV claim value, claim ms,
+ * then as SUBMIT. The cache read, the claim and the queueing in one round trip: {1, entry} on
+ * a hit, {2, claim} when an identical request is in flight, {0} once queued. Only where the
+ * keys can meet in one script (one shard, or no Cluster).
+ */
+export const LOOK_OR_SUBMIT = new LuaScript(`
+local hit = redis.call('GET', KEYS[1])
+if hit then return {1, hit} end
+local carried = redis.call('GET', KEYS[2])
+if carried then return {2, carried} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+${enqueue(3, 4, 3)}
+return {0}
+`);
+
+// How a job leaves the worker that runs it (FINISH, HANDOFF): KEYS[1] lock, KEYS[2] job hash,
+// KEYS[3] active, KEYS[4] stalled, KEYS[5] the worker's transit list; ARGV[1] token ('' while
+// unclaimed), ARGV[2] id, ARGV[3] the element BLMOVE returned. False when the job is no longer
+// this worker's: its lock is another's, a sweep gave it to `wait`, or it was removed (cancelled).
+const LEAVE = `
+local function leave()
+  if ARGV[1] ~= '' then
+    if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+    redis.call('DEL', KEYS[1])
+    redis.call('LREM', KEYS[3], -1, ARGV[2])
+    redis.call('SREM', KEYS[4], ARGV[2])
+    return true
+  end
+  if redis.call('LREM', KEYS[5], 1, ARGV[3]) == 0 then return false end
+  return redis.call('EXISTS', KEYS[2]) == 1
+end
+`;
+
+/**
+ * Worker, for a job still running a while after BLMOVE gave it: KEYS[1] its transit list,
+ * KEYS[2] job hash, KEYS[3] lock, KEYS[4] active list; ARGV element, id, token, lock ms,
+ * taken-ms, worker name. Makes it an active BullMQ job under the worker's lock, seen as running
+ * by Bull Board and the API (1); 0 when it was removed (cancelled), -1 when a sweep took it.
+ * Jobs that end sooner are never claimed: the transit list holds them while the worker lives.
+ */
+export const CLAIM = new LuaScript(`
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+redis.call('LPUSH', KEYS[4], ARGV[2])
+redis.call('HSET', KEYS[2], 'processedOn', ARGV[5], 'pb', ARGV[6])
+redis.call('HINCRBY', KEYS[2], 'ats', 1)
+return 1
+`);
+
+/**
+ * Worker, once a job ran: KEYS as LEAVE, then KEYS[6] completed, KEYS[7] events, then the cache
+ * entries to write; ARGV as LEAVE, then [4] return value JSON, [5] finished-ms, [6] taken-ms,
+ * [7] worker name, [8] oldest finished-ms kept ('' = no trimming this time), [9] most jobs kept,
+ * [10] queue key, [11] cache TTL s, [12] reply channel ('' = none), [13] reply, then the cache
+ * entries' values. Writes the cache entries, then publishes the reply (the waiter hears of the
+ * result before any bookkeeping), then moves the job to `completed` as BullMQ's moveToFinished
+ * does (0 when it is not this worker's any more), with a `completed` event that carries no
+ * return value (no stream carries results); trimming drops completed jobs past their age or
+ * count, at most 100. The worker passes the cache entries and reply here only where every key
+ * meets in one script (see `oneSlot`); elsewhere it sends them itself just before.
+ */
+export const FINISH = new LuaScript(`${LEAVE}
+for i = 8, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i + 6], 'EX', ARGV[11])
+end
+if ARGV[12] ~= '' then redis.call('PUBLISH', ARGV[12], ARGV[13]) end
+if not leave() then return 0 end
+if ARGV[1] == '' then
+  redis.call('HSET', KEYS[2], 'returnvalue', ARGV[4], 'finishedOn', ARGV[5], 'processedOn', ARGV[6],
+    'pb', ARGV[7], 'ats', 1, 'atm', 1)
+else
+  redis.call('HSET', KEYS[2], 'returnvalue', ARGV[4], 'finishedOn', ARGV[5])
+  redis.call('HINCRBY', KEYS[2], 'atm', 1)
+end
+redis.call('ZADD', KEYS[6], ARGV[5], ARGV[2])
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', 10000, '*', 'event', 'completed', 'jobId', ARGV[2])
+if ARGV[8] == '' then return 1 end
+local drop = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', '(' .. ARGV[8], 'LIMIT', 0, 100)
+local over = redis.call('ZCARD', KEYS[6]) - tonumber(ARGV[9])
+if over > 0 and #drop < 100 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[6], #drop, #drop + math.min(over, 100 - #drop) - 1)) do
+    drop[#drop + 1] = id
+  end
+end
+for _, id in ipairs(drop) do
+  redis.call('ZREM', KEYS[6], id)
+  redis.call('DEL', ARGV[10] .. id, ARGV[10] .. id .. ':logs')
+end
+return 1
+`);
+
+/**
+ * Worker, when a job of the lane failed: KEYS as LEAVE, then KEYS[6] wait, KEYS[7] marker; ARGV
+ * as LEAVE. Gives the job to BullMQ's own path (it runs again there, with its attempts, backoff
+ * and final failure); 0 when it is not this worker's any more.
+ */
+export const HANDOFF = new LuaScript(`${LEAVE}
+if not leave() then return 0 end
+redis.call('LPUSH', KEYS[6], ARGV[2])
+redis.call('ZADD', KEYS[7], 0, '0')
+return 1
+`);
+
+/**
+ * Any worker, now and then: KEYS[1] consumers set, KEYS[2] wait, KEYS[3] marker; ARGV queue
+ * key, then optionally one consumer id whose transit list is emptied although it is alive
+ * (itself, after its blocking connection broke with a BLMOVE unanswered, or as it stops) and the
+ * ids to leave there (jobs it took whose claim is on its way). Every job in the transit list of
+ * a consumer whose alive key lapsed goes to `wait`; returns how many moved.
+ */
+export const REAP = new LuaScript(`
+local moved = 0
+local function empty(consumer, keep)
+  local transit = ARGV[1] .. 'fast-transit:' .. consumer
+  for _, el in ipairs(redis.call('LRANGE', transit, 0, -1)) do
+    local bar = string.find(el, '|', 1, true)
+    local id = bar and string.sub(el, 1, bar - 1) or ''
+    if not keep[id] then
+      redis.call('LREM', transit, 1, el)
+      if bar and redis.call('EXISTS', ARGV[1] .. id) == 1 then
+        redis.call('LPUSH', KEYS[2], id)
+        moved = moved + 1
+      end
+    end
+  end
+end
+for _, consumer in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. 'fast-alive:' .. consumer) == 0 then
+    empty(consumer, {})
+    redis.call('SREM', KEYS[1], consumer)
+  end
+end
+if ARGV[2] then
+  local keep = {}
+  for i = 3, #ARGV do keep[ARGV[i]] = true end
+  empty(ARGV[2], keep)
+end
+if moved > 0 then redis.call('ZADD', KEYS[3], 0, '0') end
+return moved
+`);

@@ -1,0 +1,297 @@
+import { randomBytes } from 'node:crypto';
+import {
+  CLAIM,
+  FINISH,
+  HANDOFF,
+  REAP,
+  fastLaneKeys,
+  parseFastElement,
+  type FastElement,
+  type FastLaneKeys,
+} from '../../shared/fast-lane.js';
+import type { PredictJobData, PredictJobResult } from '../../shared/jobs.js';
+import type { Logger } from '../../shared/logger.js';
+import { closeRedis, type RedisClient } from '../../shared/redis.js';
+import type { LockKeeper } from '../locks/lock-keeper.js';
+import { HeldWrites, type ResultWriter } from './cache-writer.js';
+
+/** A job taken from the fast lane, shaped as much like a BullMQ job as the processor needs. */
+export interface FastJob {
+  id: string;
+  data: PredictJobData;
+  timestamp: number;
+  processedOn: number;
+}
+
+/** Options of FastConsumer. */
+export interface FastConsumerOptions {
+  /** BullMQ's key of the shard's prediction queue, `<prefix>:predict:`. */
+  queueKey: string;
+  /** Commands: claim, finish, handoff, sweeps (shared with the rest of the worker). */
+  redis: RedisClient;
+  /** Opens the consumer's own connection for BLMOVE (it blocks while the lane is empty). */
+  connect: () => RedisClient;
+  /** Most jobs of the lane running at once in this process. */
+  concurrency: number;
+  /** WORKER_LOCK_MS. */
+  lockMs: number;
+  /** Period of the sweep for jobs of dead consumers, milliseconds. */
+  sweepMs: number;
+  /** How long and how many completed jobs are kept (RESULT_TTL_S, RESULT_MAX_JOBS). */
+  keep: { ageMs: number; count: number };
+  /**
+   * Hold a job's cache entries and reply back for the script that ends it (one round trip), with
+   * this cache TTL (0: no cache); undefined: they are sent by `run` itself.
+   */
+  hold?: { cacheTtlS: number };
+  locks: LockKeeper;
+  /**
+   * Runs a job: its cache entries and reply go to `writer` when given (held back), else they
+   * have been sent when this resolves.
+   */
+  run: (job: FastJob, writer?: ResultWriter) => Promise<PredictJobResult>;
+  /** Called once a job is recorded completed. */
+  onCompleted?: (job: FastJob) => void;
+  logger: Logger;
+  /** Consumer name prefix (the worker's name). */
+  name: string;
+}
+
+// Seconds a BLMOVE blocks before the loop looks again (whether it is stopping).
+const BLOCK_S = 1;
+// A job still running this long after it was taken is claimed: seen as running, under a lock.
+const CLAIM_AFTER_MS = 200;
+// Completed jobs past their age or count are dropped by one finish in this many.
+const TRIM_EVERY = 16;
+
+/**
+ * Takes online jobs off one shard's fast lane (see shared/fast-lane.ts): BLMOVE hands it the
+ * job with its payload, it runs it at once and claims it in parallel, and once the result has
+ * gone to the waiter it records the job completed. A job that fails goes to BullMQ's own path.
+ */
+export class FastConsumer {
+  readonly id: string;
+  private readonly keys: FastLaneKeys;
+  private blocking: RedisClient | undefined;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private readonly running = new Set<Promise<void>>();
+  private freed: (() => void) | undefined;
+  /** Ids BLMOVE returned that are still in our transit list: a sweep of it keeps them. */
+  private readonly unclaimed = new Set<string>();
+  /** The blocking connection broke: a BLMOVE's reply may be lost, its job left in transit. */
+  private broken = false;
+  private seq = 0;
+  private finished = 0;
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: FastConsumerOptions) {
+    this.id = `${options.name}:${randomBytes(4).toString('hex')}`;
+    this.keys = fastLaneKeys(options.queueKey);
+  }
+
+  /** Registers the consumer (alive first, so no sweep takes it for dead) and starts taking jobs. */
+  async start(): Promise<void> {
+    const { redis, lockMs, locks, sweepMs } = this.options;
+    await redis.set(this.keys.alive(this.id), '1', 'PX', lockMs);
+    await redis.sadd(this.keys.consumers, this.id);
+    locks.keepAlive(this.keys.alive(this.id));
+    const blocking = this.options.connect();
+    blocking.on('error', () => undefined);
+    blocking.on('close', () => (this.broken = true));
+    this.blocking = blocking;
+    this.loop = this.consume(blocking);
+    this.sweeper = setInterval(() => void this.sweep(), sweepMs);
+    this.sweeper.unref();
+  }
+
+  private async consume(blocking: RedisClient): Promise<void> {
+    const { concurrency, logger } = this.options;
+    while (!this.stopped) {
+      while (this.running.size >= concurrency && !this.stopped) {
+        await new Promise<void>((resolve) => (this.freed = resolve));
+      }
+      if (this.stopped) break;
+      if (this.broken && !(await this.recover())) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        continue;
+      }
+      let element: string | null = null;
+      try {
+        element = await blocking.blmove(
+          this.keys.fast,
+          this.keys.transit(this.id),
+          'RIGHT',
+          'LEFT',
+          BLOCK_S,
+        );
+      } catch (err) {
+        if (this.stopped) break;
+        this.broken = true;
+        logger.debug({ err }, 'fast lane: blocking read failed');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        continue;
+      }
+      if (element !== null) this.take(element);
+    }
+  }
+
+  // Jobs BLMOVE moved to our transit list whose reply never came go to `wait`; run between two
+  // BLMOVEs only, when every other element there is one this process knows of.
+  private async recover(): Promise<boolean> {
+    try {
+      await REAP.run(
+        this.options.redis,
+        [this.keys.consumers, this.keys.wait, this.keys.marker],
+        [this.keys.queueKey, this.id, ...this.unclaimed],
+      );
+      this.broken = false;
+      return true;
+    } catch (err) {
+      this.options.logger.debug({ err }, 'fast lane: transit recovery failed');
+      return false;
+    }
+  }
+
+  private take(element: string): void {
+    const parsed = parseFastElement(element);
+    if (!parsed) {
+      this.options.logger.warn({ element: element.slice(0, 64) }, 'fast lane: malformed element');
+      void this.options.redis.lrem(this.keys.transit(this.id), 1, element).catch(() => 0);
+      return;
+    }
+    const task = this.runOne(element, parsed).finally(() => {
+      this.running.delete(task);
+      const freed = this.freed;
+      this.freed = undefined;
+      freed?.();
+    });
+    this.running.add(task);
+  }
+
+  private async runOne(element: string, parsed: FastElement): Promise<void> {
+    const { redis, lockMs, locks, logger, keep, name } = this.options;
+    const { id } = parsed;
+    const k = this.keys;
+    const takenAt = Date.now();
+    const transit = k.transit(this.id);
+    const jobKey = `${k.queueKey}${id}`;
+    // '' while unclaimed; a token once claimed; undefined once the job is no longer ours.
+    let token: string | undefined = '';
+    let claiming: Promise<void> | undefined;
+    this.unclaimed.add(id);
+    const timer = setTimeout(
+      () => {
+        const mine = `${this.id}:${++this.seq}`;
+        claiming = CLAIM.run(
+          redis,
+          [transit, jobKey, k.lock(id), k.active],
+          [element, id, mine, lockMs, takenAt, name],
+        ).then(
+          (r) => {
+            // Whatever the answer, the element has left our transit list.
+            this.unclaimed.delete(id);
+            token = r === 1 ? mine : undefined;
+            if (r === 1) locks.hold(k.queueKey, id, mine, takenAt);
+          },
+          (err: unknown) => logger.debug({ err, jobId: id }, 'fast lane: claim failed'),
+        );
+      },
+      Math.min(CLAIM_AFTER_MS, lockMs / 4),
+    );
+    const leaving = async () => {
+      clearTimeout(timer);
+      await claiming;
+      return token;
+    };
+    const leaveKeys = [k.lock(id), jobKey, k.active, k.stalled, transit];
+    try {
+      const job: FastJob = {
+        id,
+        data: JSON.parse(parsed.data) as PredictJobData,
+        timestamp: parsed.timestamp,
+        processedOn: takenAt,
+      };
+      const hold = this.options.hold;
+      const held = hold ? new HeldWrites(hold.cacheTtlS > 0) : undefined;
+      const result = await this.options.run(job, held);
+      const mine = await leaving();
+      const finishedOn = Date.now();
+      const trim = ++this.finished % TRIM_EVERY === 1;
+      const entries = held?.entries ?? [];
+      // Not ours any more (cancelled, or taken back): only the held writes and reply still go.
+      if (mine === undefined && !held) return;
+      const done = await FINISH.run(
+        redis,
+        [...leaveKeys, k.completed, k.events, ...entries.map((e) => e.key)],
+        [
+          // A token no lock holds: the script only writes and replies.
+          mine ?? 'none',
+          id,
+          element,
+          JSON.stringify(result),
+          finishedOn,
+          takenAt,
+          name,
+          trim ? finishedOn - keep.ageMs : '',
+          keep.count,
+          k.queueKey,
+          hold?.cacheTtlS ?? 0,
+          held?.reply?.channel ?? '',
+          held?.reply?.message ?? '',
+          ...entries.map((e) => e.value),
+        ],
+      );
+      if (done === 1) this.options.onCompleted?.(job);
+      if (mine) locks.release(k.queueKey, id);
+    } catch (err) {
+      const held = await leaving();
+      if (held === undefined) return;
+      // BullMQ's path runs it again with its attempts and backoff, and reports its last failure.
+      logger.debug({ err, jobId: id }, 'fast lane: job failed; handed to the queue');
+      await HANDOFF.run(redis, [...leaveKeys, k.wait, k.marker], [held, id, element]).catch(
+        (e: unknown) => logger.warn({ err: e, jobId: id }, 'fast lane: handoff failed'),
+      );
+      if (held) locks.release(k.queueKey, id);
+    } finally {
+      this.unclaimed.delete(id);
+    }
+  }
+
+  // Jobs of consumers that died (alive key lapsed) go to `wait` for BullMQ's path.
+  private async sweep(): Promise<void> {
+    if (this.options.redis.status !== 'ready') return;
+    try {
+      const moved = await REAP.run(
+        this.options.redis,
+        [this.keys.consumers, this.keys.wait, this.keys.marker],
+        [this.keys.queueKey],
+      );
+      if (typeof moved === 'number' && moved > 0) {
+        this.options.logger.warn({ moved }, 'fast lane: took back the jobs of a dead worker');
+      }
+    } catch (err) {
+      this.options.logger.debug({ err }, 'fast lane: sweep failed');
+    }
+  }
+
+  /** Stops taking jobs, lets running ones finish, then leaves the lane. */
+  async close(): Promise<void> {
+    this.stopped = true;
+    this.freed?.();
+    clearInterval(this.sweeper);
+    await this.loop;
+    await Promise.all(this.running);
+    const { redis, locks } = this.options;
+    locks.forgetAlive(this.keys.alive(this.id));
+    // Anything left in our transit list (a BLMOVE answered as we stopped) goes to `wait`.
+    await REAP.run(
+      redis,
+      [this.keys.consumers, this.keys.wait, this.keys.marker],
+      [this.keys.queueKey, this.id],
+    ).catch(() => 0);
+    await redis.srem(this.keys.consumers, this.id).catch(() => 0);
+    await redis.del(this.keys.alive(this.id)).catch(() => 0);
+    if (this.blocking) await closeRedis(this.blocking);
+  }
+}

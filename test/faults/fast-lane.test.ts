@@ -1,0 +1,177 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, uniquePrefix } from '../helpers/env.js';
+import {
+  startApiProcess,
+  startWorkerProcess,
+  stopAll,
+  type ApiProcess,
+  type InferqProcess,
+} from '../helpers/processes.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { startRespCutProxy, type RespCutProxy } from '../helpers/resp-cut-proxy.js';
+import { jobIdsOf } from '../helpers/queue-audit.js';
+import { FINISH } from '../../src/shared/fast-lane.js';
+
+// Failure modes of the fast lane (issue 11): real processes, a redis-server of the test's own.
+
+/** A breast-cancer row no other request of this file sends. */
+const row = (n: number) => Array.from({ length: 30 }, (_, i) => 2 + i + n / 1024);
+
+interface Prediction {
+  id: string;
+  predictions?: unknown;
+  prediction?: unknown;
+}
+
+async function predict(api: ApiProcess, n: number, waitS = 20): Promise<Response> {
+  return fetch(`${api.url}/v1/models/breast-cancer/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', prefer: `wait=${waitS}` },
+    body: JSON.stringify({ features: row(n) }),
+  });
+}
+
+describe('a worker killed after inference, before the script that answers and records the job', () => {
+  let redis: RedisServer;
+  let proxy: RespCutProxy;
+  let client: Redis;
+  let api: ApiProcess | undefined;
+  const workers: InferqProcess[] = [];
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    proxy = await startRespCutProxy(redis.port);
+    client = new Redis(redis.url);
+    env = {
+      REDIS_URL: redis.url,
+      QUEUE_PREFIX: uniquePrefix('fastcut'),
+      MODEL_DIR: 'models',
+      WORKER_METRICS_PORT: '0',
+      // The dead worker's jobs are taken back once its alive key lapses.
+      WORKER_LOCK_MS: '2000',
+    };
+    api = await startApiProcess(env);
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopAll([api, ...workers]);
+    client?.disconnect();
+    await proxy?.close();
+    await redis?.dispose();
+  });
+
+  it('has another worker run it: the waiting request is answered, the job recorded once', async () => {
+    if (!api) throw new Error('no API');
+    const prefix = env.QUEUE_PREFIX ?? '';
+    // Worker A reaches Redis through the proxy, which passes nothing from its FINISH script on.
+    const doomed = await startWorkerProcess({
+      ...env,
+      REDIS_URL: proxy.url,
+      WORKER_NAME: 'doomed',
+    });
+    workers.push(doomed);
+    const cut = proxy.cutAt(
+      (name, first) =>
+        (name === 'EVALSHA' && first === FINISH.sha) || (name === 'EVAL' && first === FINISH.lua),
+    );
+    const answer = predict(api, 1, 30);
+    await cut;
+    await doomed.kill9();
+    const transit = await client.keys(`${prefix}:predict:fast-transit:*`);
+    expect(transit).toHaveLength(1);
+    expect(await client.llen(transit[0] ?? '')).toBe(1);
+
+    const survivor = await startWorkerProcess({ ...env, WORKER_NAME: 'survivor' });
+    workers.push(survivor);
+    // A's alive key lapses (2 s); a sweep of B gives the job to BullMQ's path, which runs it.
+    const res = await answer;
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Prediction;
+    const [jobId] = await jobIdsOf(client, prefix, [body.id]);
+    const jobKey = `${prefix}:predict:${jobId ?? ''}`;
+    await eventually(async () => (await client.hget(jobKey, 'finishedOn')) !== null, 20_000);
+    expect(await client.hget(jobKey, 'pb')).toBe('survivor');
+    expect(await client.hget(jobKey, 'ats')).toBe('1');
+    expect(await client.zscore(`${prefix}:predict:completed`, jobId ?? '')).not.toBeNull();
+    expect(await client.exists(...transit)).toBe(0);
+    expect(await client.smembers(`${prefix}:predict:fast-consumers`)).toHaveLength(1);
+
+    // The job's view gives the answer the client had.
+    const view = await fetch(`${api.url}/v1/jobs/${body.id}`);
+    expect(view.status).toBe(200);
+    const job = (await view.json()) as { status: string; result: unknown };
+    expect(job.status).toBe('completed');
+    expect(body).toMatchObject(job.result as object);
+  }, 60_000);
+});
+
+describe('Redis restarted while a request waits on the fast lane', () => {
+  const AOF = ['--appendonly', 'yes', '--appendfsync', 'always'];
+  let redis: RedisServer;
+  let client: Redis;
+  let api: ApiProcess | undefined;
+  let worker: InferqProcess | undefined;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    redis = await startRedisServer({ args: AOF });
+    client = new Redis(redis.url, { maxRetriesPerRequest: null });
+    client.on('error', () => undefined);
+    env = {
+      REDIS_URL: redis.url,
+      QUEUE_PREFIX: uniquePrefix('fastrestart'),
+      MODEL_DIR: 'models',
+      WORKER_METRICS_PORT: '0',
+      WORKER_LOCK_MS: '2000',
+    };
+    api = await startApiProcess(env);
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopAll([api, worker]);
+    client?.disconnect();
+    await redis?.dispose();
+  });
+
+  it('answers the waiting request once a worker runs the job kept across the restart', async () => {
+    if (!api) throw new Error('no API');
+    const lane = `${env.QUEUE_PREFIX ?? ''}:predict:fast`;
+    // No worker yet: the job waits on the lane.
+    const waiting = predict(api, 100, 30);
+    await eventually(async () => (await client.llen(lane)) === 1, 10_000);
+
+    await redis.stop('SIGKILL');
+    await redis.restart(AOF);
+    await eventually(async () => (await client.llen(lane)) === 1, 10_000);
+    worker = await startWorkerProcess({ ...env, WORKER_NAME: 'after-restart' });
+    const res = await waiting;
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Prediction;
+    expect(body.prediction ?? body.predictions).toBeDefined();
+  }, 60_000);
+
+  it('keeps serving after a restart under a running worker, and leaves no job in transit', async () => {
+    if (!api || !worker) throw new Error('no API or worker');
+    expect((await predict(api, 200)).status).toBe(200);
+    // Requests in flight across the kill: each ends 200, or 503 while Redis is down; none hangs.
+    const during = Array.from({ length: 8 }, (_, i) => predict(api as ApiProcess, 300 + i, 10));
+    await redis.stop('SIGKILL');
+    await new Promise((r) => setTimeout(r, 500));
+    await redis.restart(AOF);
+    const statuses = (await Promise.all(during)).map((r) => r.status);
+    for (const s of statuses) expect([200, 202, 503]).toContain(s);
+    // The worker's blocking read comes back by itself: new requests are answered again.
+    await eventually(
+      async () => (await predict(api as ApiProcess, 400 + (Date.now() % 1000), 5)).status === 200,
+      20_000,
+    );
+    const prefix = env.QUEUE_PREFIX ?? '';
+    await eventually(async () => {
+      const transit = await client.keys(`${prefix}:predict:fast-transit:*`);
+      const left = await Promise.all(transit.map((k) => client.llen(k)));
+      return left.every((n) => n === 0) && (await client.llen(`${prefix}:predict:fast`)) === 0;
+    }, 15_000);
+  }, 60_000);
+});
