@@ -43,6 +43,7 @@ export interface FastLaneKeys {
   completed: string;
   marker: string;
   events: string;
+  meta: string;
   transit(consumer: string): string;
   alive(consumer: string): string;
   lock(jobId: string): string;
@@ -60,6 +61,7 @@ export function fastLaneKeys(queueKey: string): FastLaneKeys {
     completed: `${queueKey}completed`,
     marker: `${queueKey}marker`,
     events: `${queueKey}events`,
+    meta: `${queueKey}meta`,
     transit: (consumer) => `${queueKey}fast-transit:${consumer}`,
     alive: (consumer) => `${queueKey}fast-alive:${consumer}`,
     lock: (jobId) => `${queueKey}${jobId}:lock`,
@@ -85,24 +87,30 @@ export function parseFastElement(element: string): FastElement | undefined {
   return { id: element.slice(0, a), timestamp, data: element.slice(b + 1) };
 }
 
-// Stores the job at KEYS[a] as BullMQ's add does, and queues it on the lane at KEYS[b];
+// Stores the job at KEYS[a] as BullMQ's add does, and queues it on the lane at KEYS[b], or, while
+// the queue (meta KEYS[b + 1]) is paused (from Bull Board, say: the lane does not run what an
+// operator holds back), on `wait` at KEYS[b + 2] without a marker, as BullMQ's add does then;
 // ARGV[i..i+4] id, name, data JSON, opts JSON, timestamp.
 const enqueue = (a: number, b: number, i: number) => `
 if redis.call('EXISTS', KEYS[${a}]) == 1 then return 0 end
 redis.call('HSET', KEYS[${a}], 'name', ARGV[${i + 1}], 'data', ARGV[${i + 2}], 'opts', ARGV[${i + 3}],
   'timestamp', ARGV[${i + 4}], 'delay', 0, 'priority', 0, 'lane', 'fast')
-redis.call('LPUSH', KEYS[${b}], ARGV[${i}] .. '|' .. ARGV[${i + 4}] .. '|' .. ARGV[${i + 2}])
+if redis.call('HEXISTS', KEYS[${b + 1}], 'paused') == 1 then
+  redis.call('LPUSH', KEYS[${b + 2}], ARGV[${i}])
+else
+  redis.call('LPUSH', KEYS[${b}], ARGV[${i}] .. '|' .. ARGV[${i + 4}] .. '|' .. ARGV[${i + 2}])
+end
 `;
 
 /**
- * API: KEYS[1] job hash, KEYS[2] fast list, then in-flight claims to set; ARGV id, name, data
- * JSON, opts JSON, timestamp, claim ms, then the claims' values. Stores the job as BullMQ's add
- * does and queues it on the lane; 0 when the id exists already. The claims (SET NX) come along
- * only where they meet the queue's keys in one slot (`oneSlot`).
+ * API: KEYS[1] job hash, KEYS[2] fast list, KEYS[3] meta, KEYS[4] wait, then in-flight claims
+ * to set; ARGV id, name, data JSON, opts JSON, timestamp, claim ms, then the claims' values.
+ * Stores the job as BullMQ's add does and queues it on the lane; 0 when the id exists already.
+ * The claims (SET NX) come along only where they meet the queue's keys in one slot (`oneSlot`).
  */
 export const SUBMIT = new LuaScript(`
-for i = 3, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[i + 4], 'PX', ARGV[6], 'NX')
+for i = 5, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i + 2], 'PX', ARGV[6], 'NX')
 end
 ${enqueue(1, 2, 1)}
 return 1
@@ -110,7 +118,8 @@ return 1
 
 /**
  * API, for a request sent alone (nothing else in flight for its model): KEYS[1] cache entry,
- * KEYS[2] in-flight claim, KEYS[3] job hash, KEYS[4] fast list; ARGV claim value, claim ms,
+ * KEYS[2] in-flight claim, KEYS[3] job hash, KEYS[4] fast list, KEYS[5] meta, KEYS[6] wait;
+ * ARGV claim value, claim ms,
  * then as SUBMIT. The cache read, the claim and the queueing in one round trip: {1, entry} on
  * a hit, {2, claim} when an identical request is in flight, {0} once queued. Only where the
  * keys can meet in one script (one shard, or no Cluster).

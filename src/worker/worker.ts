@@ -239,8 +239,9 @@ export async function startWorker({
     metrics,
     ops,
     close: async () => {
-      await ops.close();
+      // The fast lanes first: they stop taking jobs at once, the rest stay for other workers.
       await Promise.all(fastConsumers.map((c) => c.close()));
+      await ops.close();
       await Promise.all([...workers, ...chunkWorkers].map((w) => w.close()));
       await locks.close();
       await thread.close();

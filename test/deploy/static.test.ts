@@ -778,8 +778,6 @@ describe('k8s manifests', () => {
         expect(typeof v, 'KEDA metadata values are strings').toBe('string');
     }
     expect(Number(advanced?.scalingModifiers?.target)).toBeGreaterThan(0);
-
-
   });
 });
 

@@ -68,7 +68,13 @@ describe('SIGTERM under load (real processes, own redis-server)', () => {
 
   it('lets a worker finish its active jobs on SIGTERM, exit 0, and leave the rest to the next', async () => {
     const ids = await submitJobs(600, 0);
-    const first = await startWorkerProcess({ ...env, WORKER_NAME: 'first' });
+    // Two jobs at a time: the fast lane hands over queued jobs within microseconds, and with the
+    // default 256 the first worker would have run all 600 before the signal could stop it.
+    const first = await startWorkerProcess({
+      ...env,
+      WORKER_NAME: 'first',
+      WORKER_CONCURRENCY: '2',
+    });
     workers.push(first);
     await eventually(async () => (await client.zcard(key('completed'))) >= 60, 30_000, 10);
     first.child.kill('SIGTERM');

@@ -156,8 +156,11 @@ export interface RedisClusterOptions {
 export async function startRedisCluster(
   options: RedisClusterOptions | number = {},
 ): Promise<RedisClusterHandle> {
-  const { masters = 3, replicas = 0, nodeTimeoutMs } =
-    typeof options === 'number' ? { masters: options } : options;
+  const {
+    masters = 3,
+    replicas = 0,
+    nodeTimeoutMs,
+  } = typeof options === 'number' ? { masters: options } : options;
   const servers: RedisServer[] = [];
   const dispose = async () => {
     await Promise.all(servers.map((s) => s.dispose()));

@@ -47,6 +47,25 @@ export async function activeJobsOf(
   return jobs.filter((j) => j.processedBy === name && j.finishedOn === undefined).map((j) => j.id);
 }
 
+/**
+ * Online jobs worker `name` holds: those in the active list it runs (BullMQ, or the fast lane's
+ * claimed ones) and those still in its fast-lane transit lists (taken, not claimed: see
+ * src/shared/fast-lane.ts).
+ */
+export async function heldOnlineJobs(
+  redis: Redis,
+  prefix: string,
+  queue: string,
+  name: string,
+): Promise<{ active: string[]; transit: string[] }> {
+  const lists = await redis.keys(`${prefix}:${queue}:fast-transit:${name}:*`);
+  const elements = (await Promise.all(lists.map((k) => redis.lrange(k, 0, -1)))).flat();
+  return {
+    active: await activeJobsOf(redis, prefix, queue, name),
+    transit: elements.map((e) => e.slice(0, e.indexOf('|'))),
+  };
+}
+
 /** The `data` of each given job of `queue`, parsed (undefined where the job is gone). */
 export async function jobData<T>(
   redis: Redis,

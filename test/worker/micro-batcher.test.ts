@@ -1,5 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MicroBatcher, type BatchRun, type MicroBatcherOptions } from '../../src/worker/inference/micro-batcher.js';
+import {
+  MicroBatcher,
+  type BatchRun,
+  type MicroBatcherOptions,
+} from '../../src/worker/inference/micro-batcher.js';
 import type { ThreadTensor } from '../../src/worker/inference/thread-protocol.js';
 
 const ROW_SIZE = 3;

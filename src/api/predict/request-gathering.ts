@@ -230,9 +230,10 @@ export class OnlineGatherer {
     // One script: the job's hash as BullMQ stores it, and the job on the lane idle workers wait on.
     const queueKey = this.deps.queue.forJob(jobId).toKey('');
     const claimed = claims?.claimed ?? [];
+    const lane = fastLaneKeys(queueKey);
     await SUBMIT.run(
       this.deps.redis,
-      [`${queueKey}${jobId}`, fastLaneKeys(queueKey).fast, ...claimed.map((c) => c.key)],
+      [`${queueKey}${jobId}`, lane.fast, lane.meta, lane.wait, ...claimed.map((c) => c.key)],
       [
         jobId,
         PREDICT_JOB,
@@ -254,6 +255,7 @@ export class OnlineGatherer {
     const wait = item.waitMs > 0 ? hub.wait(jobId, item.waitMs) : undefined;
     const { data, opts } = this.job([item]);
     const queueKey = this.deps.queue.forJob(jobId).toKey('');
+    const lane = fastLaneKeys(queueKey);
     let reply: unknown;
     try {
       reply = await LOOK_OR_SUBMIT.run(
@@ -262,7 +264,9 @@ export class OnlineGatherer {
           item.cacheKey ?? '',
           keys.inflight(ownerTag(item.owner), item.hash),
           `${queueKey}${jobId}`,
-          fastLaneKeys(queueKey).fast,
+          lane.fast,
+          lane.meta,
+          lane.wait,
         ],
         [
           partId(jobId, 0),

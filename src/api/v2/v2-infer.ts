@@ -11,7 +11,12 @@ import {
   typedArrayOf,
   type FeedableDatatype,
 } from '../../shared/tensor-data.js';
-import type { InferInput, InferOutput, InferRequest, InferResponse } from '../../shared/v2-schemas.js';
+import type {
+  InferInput,
+  InferOutput,
+  InferRequest,
+  InferResponse,
+} from '../../shared/v2-schemas.js';
 import type { JobSpec } from '../predict/predict-service.js';
 
 /** An infer request checked against its model, ready to run. */

@@ -81,6 +81,8 @@ export class FastConsumer {
   private readonly unclaimed = new Set<string>();
   /** The blocking connection broke: a BLMOVE's reply may be lost, its job left in transit. */
   private broken = false;
+  /** The queue is paused (Bull Board, Queue.pause): take nothing off the lane meanwhile. */
+  private paused = false;
   private seq = 0;
   private finished = 0;
   private sweeper: NodeJS.Timeout | undefined;
@@ -95,6 +97,7 @@ export class FastConsumer {
     const { redis, lockMs, locks, sweepMs } = this.options;
     await redis.set(this.keys.alive(this.id), '1', 'PX', lockMs);
     await redis.sadd(this.keys.consumers, this.id);
+    this.paused = (await redis.hexists(this.keys.meta, 'paused')) === 1;
     locks.keepAlive(this.keys.alive(this.id));
     const blocking = this.options.connect();
     blocking.on('error', () => undefined);
@@ -112,6 +115,10 @@ export class FastConsumer {
         await new Promise<void>((resolve) => (this.freed = resolve));
       }
       if (this.stopped) break;
+      if (this.paused) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        continue;
+      }
       if (this.broken && !(await this.recover())) {
         await new Promise((resolve) => setTimeout(resolve, 200));
         continue;
@@ -258,10 +265,12 @@ export class FastConsumer {
     }
   }
 
-  // Jobs of consumers that died (alive key lapsed) go to `wait` for BullMQ's path.
+  // Jobs of consumers that died (alive key lapsed) go to `wait` for BullMQ's path; a paused
+  // queue is noticed here too.
   private async sweep(): Promise<void> {
     if (this.options.redis.status !== 'ready') return;
     try {
+      this.paused = (await this.options.redis.hexists(this.keys.meta, 'paused')) === 1;
       const moved = await REAP.run(
         this.options.redis,
         [this.keys.consumers, this.keys.wait, this.keys.marker],
