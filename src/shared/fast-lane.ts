@@ -42,7 +42,6 @@ export interface FastLaneKeys {
   stalled: string;
   completed: string;
   marker: string;
-  events: string;
   meta: string;
   transit(consumer: string): string;
   alive(consumer: string): string;
@@ -60,7 +59,6 @@ export function fastLaneKeys(queueKey: string): FastLaneKeys {
     stalled: `${queueKey}stalled`,
     completed: `${queueKey}completed`,
     marker: `${queueKey}marker`,
-    events: `${queueKey}events`,
     meta: `${queueKey}meta`,
     transit: (consumer) => `${queueKey}fast-transit:${consumer}`,
     alive: (consumer) => `${queueKey}fast-alive:${consumer}`,
@@ -170,20 +168,19 @@ return 1
 `);
 
 /**
- * Worker, once a job ran: KEYS as LEAVE, then KEYS[6] completed, KEYS[7] events, then the cache
- * entries to write; ARGV as LEAVE, then [4] return value JSON, [5] finished-ms, [6] taken-ms,
+ * Worker, once a job ran: KEYS as LEAVE, then KEYS[6] completed, then the cache entries to write; ARGV as LEAVE, then [4] return value JSON, [5] finished-ms, [6] taken-ms,
  * [7] worker name, [8] oldest finished-ms kept ('' = no trimming this time), [9] most jobs kept,
  * [10] queue key, [11] cache TTL s, [12] reply channel ('' = none), [13] reply, then the cache
  * entries' values. Writes the cache entries, then publishes the reply (the waiter hears of the
  * result before any bookkeeping), then moves the job to `completed` as BullMQ's moveToFinished
- * does (0 when it is not this worker's any more), with a `completed` event that carries no
- * return value (no stream carries results); trimming drops completed jobs past their age or
+ * does (0 when it is not this worker's any more), but without events (nothing reads them: the
+ * waiter has its reply, and no stream carries results); trimming drops completed jobs past their age or
  * count, at most 100. The worker passes the cache entries and reply here only where every key
  * meets in one script (see `oneSlot`); elsewhere it sends them itself just before.
  */
 export const FINISH = new LuaScript(`${LEAVE}
-for i = 8, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[i + 6], 'EX', ARGV[11])
+for i = 7, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i + 7], 'EX', ARGV[11])
 end
 if ARGV[12] ~= '' then redis.call('PUBLISH', ARGV[12], ARGV[13]) end
 if not leave() then return 0 end
@@ -195,7 +192,6 @@ else
   redis.call('HINCRBY', KEYS[2], 'atm', 1)
 end
 redis.call('ZADD', KEYS[6], ARGV[5], ARGV[2])
-redis.call('XADD', KEYS[7], 'MAXLEN', '~', 10000, '*', 'event', 'completed', 'jobId', ARGV[2])
 if ARGV[8] == '' then return 1 end
 local drop = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', '(' .. ARGV[8], 'LIMIT', 0, 100)
 local over = redis.call('ZCARD', KEYS[6]) - tonumber(ARGV[9])

@@ -230,7 +230,7 @@ export class FastConsumer {
       if (mine === undefined && !held) return;
       const done = await FINISH.run(
         redis,
-        [...leaveKeys, k.completed, k.events, ...entries.map((e) => e.key)],
+        [...leaveKeys, k.completed, ...entries.map((e) => e.key)],
         [
           // A token no lock holds: the script only writes and replies.
           mine ?? 'none',
