@@ -11,7 +11,7 @@ import {
 } from '../../shared/fast-lane.js';
 import type { PredictJobData, PredictJobResult } from '../../shared/jobs.js';
 import type { Logger } from '../../shared/logger.js';
-import { closeRedis, type RedisClient } from '../../shared/redis.js';
+import type { RedisClient } from '../../shared/redis.js';
 import type { LockKeeper } from '../locks/lock-keeper.js';
 import { HeldWrites, type ResultWriter } from './cache-writer.js';
 
@@ -57,8 +57,9 @@ export interface FastConsumerOptions {
   name: string;
 }
 
-// Seconds a BLMOVE blocks before the loop looks again (whether it is stopping).
-const BLOCK_S = 1;
+// Seconds a BLMOVE blocks before it is sent again (an idle consumer's only Redis work besides
+// the sweep); close() does not wait for it: it drops the connection.
+const BLOCK_S = 5;
 // A job still running this long after it was taken is claimed: seen as running, under a lock.
 const CLAIM_AFTER_MS = 200;
 // Completed jobs past their age or count are dropped by one finish in this many.
@@ -289,6 +290,9 @@ export class FastConsumer {
     this.stopped = true;
     this.freed?.();
     clearInterval(this.sweeper);
+    // A BLMOVE answered as the connection drops leaves its job in our transit list: the sweep
+    // of our own list below gives it to `wait`.
+    this.blocking?.disconnect();
     await this.loop;
     await Promise.all(this.running);
     const { redis, locks } = this.options;
@@ -301,6 +305,5 @@ export class FastConsumer {
     ).catch(() => 0);
     await redis.srem(this.keys.consumers, this.id).catch(() => 0);
     await redis.del(this.keys.alive(this.id)).catch(() => 0);
-    if (this.blocking) await closeRedis(this.blocking);
   }
 }
