@@ -1,4 +1,6 @@
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { PREDICT_QUEUE } from '../../src/shared/keys.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, uniquePrefix } from '../helpers/env.js';
 import {
@@ -173,5 +175,95 @@ describe('Redis restarted while a request waits on the fast lane', () => {
       const left = await Promise.all(transit.map((k) => client.llen(k)));
       return left.every((n) => n === 0) && (await client.llen(`${prefix}:predict:fast`)) === 0;
     }, 15_000);
+  }, 60_000);
+});
+
+describe('a job waiting on the fast lane: its view, cancel and a paused queue', () => {
+  let redis: RedisServer;
+  let client: Redis;
+  let api: ApiProcess | undefined;
+  const workers: InferqProcess[] = [];
+  let env: Record<string, string>;
+  const key = (type: string) => `${env.QUEUE_PREFIX ?? ''}:predict:${type}`;
+
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    client = new Redis(redis.url);
+    env = {
+      REDIS_URL: redis.url,
+      QUEUE_PREFIX: uniquePrefix('fastview'),
+      MODEL_DIR: 'models',
+      WORKER_METRICS_PORT: '0',
+    };
+    api = await startApiProcess(env);
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopAll([api, ...workers]);
+    client?.disconnect();
+    await redis?.dispose();
+  });
+
+  async function queued(n: number): Promise<string> {
+    const res = await fetch(`${api?.url ?? ''}/v1/models/breast-cancer/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+      body: JSON.stringify({ features: row(n) }),
+    });
+    expect(res.status).toBe(202);
+    return ((await res.json()) as { id: string }).id;
+  }
+
+  it('shows a job on the lane as queued, cancels it, and no worker records it after', async () => {
+    const id = await queued(500);
+    expect(await client.llen(key('fast'))).toBe(1);
+    const view = (await (await fetch(`${api?.url ?? ''}/v1/jobs/${id}`)).json()) as {
+      status: string;
+    };
+    expect(view.status).toBe('queued');
+    expect((await fetch(`${api?.url ?? ''}/v1/jobs/${id}`, { method: 'DELETE' })).status).toBe(204);
+    const [jobId] = await jobIdsOf(client, env.QUEUE_PREFIX ?? '', [id]);
+    workers.push(await startWorkerProcess({ ...env, WORKER_NAME: 'after-cancel' }));
+    await eventually(async () => (await client.llen(key('fast'))) === 0, 10_000);
+    // Taken off the lane by the worker, found removed: nothing recorded, nothing left in transit.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await client.exists(`${key(jobId ?? '')}`)).toBe(0);
+    expect(await client.zscore(key('completed'), jobId ?? '')).toBeNull();
+    const transit = await client.keys(key('fast-transit:*'));
+    for (const t of transit) expect(await client.llen(t)).toBe(0);
+    const after = (await (await fetch(`${api?.url ?? ''}/v1/jobs/${id}`)).json()) as {
+      status: string;
+    };
+    expect(after.status).toBe('cancelled');
+  }, 60_000);
+
+  it('takes nothing off the lane while the queue is paused, and runs the jobs once resumed', async () => {
+    const queue = new Queue(PREDICT_QUEUE, {
+      connection: { url: redis.url },
+      prefix: env.QUEUE_PREFIX,
+    });
+    queue.on('error', () => undefined);
+    try {
+      await queue.pause();
+      // The worker of the first test notices the pause at its next sweep (1 s).
+      await new Promise((r) => setTimeout(r, 1500));
+      const id = await queued(600);
+      // A job queued while paused waits on BullMQ's list, not on the lane.
+      expect(await client.llen(key('fast'))).toBe(0);
+      await new Promise((r) => setTimeout(r, 1000));
+      const [jobId] = await jobIdsOf(client, env.QUEUE_PREFIX ?? '', [id]);
+      expect(await client.hget(key(jobId ?? ''), 'finishedOn')).toBeNull();
+      await queue.resume();
+      await eventually(
+        async () => (await client.hget(key(jobId ?? ''), 'finishedOn')) !== null,
+        10_000,
+      );
+      const view = (await (await fetch(`${api?.url ?? ''}/v1/jobs/${id}`)).json()) as {
+        status: string;
+      };
+      expect(view.status).toBe('completed');
+    } finally {
+      await queue.close();
+    }
   }, 60_000);
 });

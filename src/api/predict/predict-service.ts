@@ -89,6 +89,7 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
     }
     cacheMs = performance.now() - started;
     deps.metrics.cache(hit !== null);
+    deps.gather.looked(hit !== null);
     if (hit) {
       const result = JSON.parse(hit) as PredictJobResult;
       const id = await cachedId(deps, owner, result);
@@ -138,7 +139,10 @@ async function runGathered(
     requestId: options.requestId,
     waitMs: options.waitMs,
   });
-  if (looked.lookup) deps.metrics.cache(placed.hit !== undefined);
+  if (looked.lookup) {
+    deps.metrics.cache(placed.hit !== undefined);
+    deps.gather.looked(placed.hit !== undefined);
+  }
   if (placed.hit !== undefined) {
     const result = JSON.parse(placed.hit) as PredictJobResult;
     const id = await cachedId(deps, options.owner, result);

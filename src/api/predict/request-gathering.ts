@@ -74,6 +74,8 @@ const MAX_ROWS = 2048;
 export class OnlineGatherer {
   private readonly gatherer: Gatherer<GatherItem, Placement>;
   private readonly local = new Map<string, Promise<Placement>>();
+  /** Share of recent cache lookups that hit. */
+  private hitRate = 0;
 
   constructor(private readonly deps: OnlineGathererDeps) {
     this.gatherer = new Gatherer<GatherItem, Placement>({
@@ -86,11 +88,22 @@ export class OnlineGatherer {
 
   /**
    * Whether a request for `model` would go out alone now, so that its cache read can travel
-   * with its job (LOOK_OR_SUBMIT): fast lane on, and the keys able to meet in one script.
+   * with its job (LOOK_OR_SUBMIT): fast lane on, the keys able to meet in one script, and most
+   * recent lookups missed (a hit would carry its whole job to Redis for nothing).
    */
   canLookUp(item: Pick<GatherItem, 'data'>): boolean {
     const { config } = this.deps;
-    return config.ONLINE_FAST_LANE && oneSlot(config) && this.gatherer.idle(laneOf(item));
+    return (
+      config.ONLINE_FAST_LANE &&
+      oneSlot(config) &&
+      this.hitRate < 0.5 &&
+      this.gatherer.idle(laneOf(item))
+    );
+  }
+
+  /** Notes the outcome of a cache lookup (moving average over about the last 20). */
+  looked(hit: boolean): void {
+    this.hitRate += ((hit ? 1 : 0) - this.hitRate) / 20;
   }
 
   /** Places a request's rows in a job; resolves once the job is queued (or found). */

@@ -271,7 +271,14 @@ export class FastConsumer {
   private async sweep(): Promise<void> {
     if (this.options.redis.status !== 'ready') return;
     try {
-      this.paused = (await this.options.redis.hexists(this.keys.meta, 'paused')) === 1;
+      const { redis } = this.options;
+      // Registered again each time: a sweep that took this consumer for dead (its alive key
+      // lapsed in a long outage) dropped it, and a Redis that lost its data lost it too.
+      const [paused] = await Promise.all([
+        redis.hexists(this.keys.meta, 'paused'),
+        redis.sadd(this.keys.consumers, this.id),
+      ]);
+      this.paused = paused === 1;
       const moved = await REAP.run(
         this.options.redis,
         [this.keys.consumers, this.keys.wait, this.keys.marker],
