@@ -100,10 +100,11 @@ describe('a 3-master Cluster with replicas loses a master under load', () => {
     stopAt = killedAt + 25_000;
     await Promise.all(clients);
 
-    const before = outcomes.filter((o) => o.startedAt < killedAt);
-    const after = outcomes.filter((o) => o.startedAt >= killedAt);
+    // A request in flight at the kill may meet it: it belongs to the requests after.
+    const before = outcomes.filter((o) => o.endedAt < killedAt);
+    const after = outcomes.filter((o) => o.endedAt >= killedAt);
     expect(before.length).toBeGreaterThan(10);
-    expect(before.every((o) => o.status === 200)).toBe(true);
+    expect(before.filter((o) => o.status !== 200)).toEqual([]);
     // Answering again: from the end of the last request that failed on, every one is answered
     // (200, or 202 when a loaded machine makes the wait run out; those are followed below).
     const answered = (o: Outcome) => o.status === 200 || o.status === 202;

@@ -34,38 +34,56 @@ async function predict(api: ApiProcess, n: number, waitS = 20): Promise<Response
   });
 }
 
-describe('a worker killed after inference, before the script that answers and records the job', () => {
-  let redis: RedisServer;
-  let proxy: RespCutProxy;
-  let client: Redis;
-  let api: ApiProcess | undefined;
-  const workers: InferqProcess[] = [];
-  let env: Record<string, string>;
+/** What a describe block of this file runs on: its own redis-server, one API, the workers it adds. */
+interface Deployment {
+  redis: RedisServer;
+  client: Redis;
+  api: ApiProcess;
+  workers: InferqProcess[];
+  env: Record<string, string>;
+  /** A key of the prediction queue (shard 0). */
+  key: (type: string) => string;
+}
 
+/** Starts a Deployment before the describe's tests and stops all of it (by pid) after them. */
+function deployment(label: string, env: Record<string, string> = {}, redisArgs: string[] = []) {
+  const d = { workers: [] as InferqProcess[] } as Deployment;
   beforeAll(async () => {
-    redis = await startRedisServer();
-    proxy = await startRespCutProxy(redis.port);
-    client = new Redis(redis.url);
-    env = {
-      REDIS_URL: redis.url,
-      QUEUE_PREFIX: uniquePrefix('fastcut'),
+    d.redis = await startRedisServer(redisArgs.length ? { args: redisArgs } : {});
+    d.client = new Redis(d.redis.url, { maxRetriesPerRequest: null });
+    d.client.on('error', () => undefined);
+    d.env = {
+      REDIS_URL: d.redis.url,
+      QUEUE_PREFIX: uniquePrefix(label),
       MODEL_DIR: 'models',
       WORKER_METRICS_PORT: '0',
-      // The dead worker's jobs are taken back once its alive key lapses.
-      WORKER_LOCK_MS: '2000',
+      ...env,
     };
-    api = await startApiProcess(env);
+    d.key = (type) => `${d.env.QUEUE_PREFIX ?? ''}:predict:${type}`;
+    d.api = await startApiProcess(d.env);
   }, 60_000);
-
   afterAll(async () => {
-    await stopAll([api, ...workers]);
-    client?.disconnect();
+    await stopAll([d.api, ...d.workers]);
+    d.client?.disconnect();
+    await d.redis?.dispose();
+  });
+  return d;
+}
+
+describe('a worker killed after inference, before the script that answers and records the job', () => {
+  // The dead worker's jobs are taken back once its alive key lapses.
+  const d = deployment('fastcut', { WORKER_LOCK_MS: '2000' });
+  let proxy: RespCutProxy;
+  beforeAll(async () => {
+    proxy = await startRespCutProxy(d.redis.port);
+  });
+  afterAll(async () => {
+    await stopAll(d.workers);
     await proxy?.close();
-    await redis?.dispose();
   });
 
   it('has another worker run it: the waiting request is answered, the job recorded once', async () => {
-    if (!api) throw new Error('no API');
+    const { api, client, env, workers } = d;
     const prefix = env.QUEUE_PREFIX ?? '';
     // Worker A reaches Redis through the proxy, which passes nothing from its FINISH script on.
     const doomed = await startWorkerProcess({
@@ -111,35 +129,11 @@ describe('a worker killed after inference, before the script that answers and re
 
 describe('Redis restarted while a request waits on the fast lane', () => {
   const AOF = ['--appendonly', 'yes', '--appendfsync', 'always'];
-  let redis: RedisServer;
-  let client: Redis;
-  let api: ApiProcess | undefined;
-  let worker: InferqProcess | undefined;
-  let env: Record<string, string>;
-
-  beforeAll(async () => {
-    redis = await startRedisServer({ args: AOF });
-    client = new Redis(redis.url, { maxRetriesPerRequest: null });
-    client.on('error', () => undefined);
-    env = {
-      REDIS_URL: redis.url,
-      QUEUE_PREFIX: uniquePrefix('fastrestart'),
-      MODEL_DIR: 'models',
-      WORKER_METRICS_PORT: '0',
-      WORKER_LOCK_MS: '2000',
-    };
-    api = await startApiProcess(env);
-  }, 60_000);
-
-  afterAll(async () => {
-    await stopAll([api, worker]);
-    client?.disconnect();
-    await redis?.dispose();
-  });
+  const d = deployment('fastrestart', { WORKER_LOCK_MS: '2000' }, AOF);
 
   it('answers the waiting request once a worker runs the job kept across the restart', async () => {
-    if (!api) throw new Error('no API');
-    const lane = `${env.QUEUE_PREFIX ?? ''}:predict:fast`;
+    const { api, client, env, redis, key } = d;
+    const lane = key('fast');
     // No worker yet: the job waits on the lane.
     const waiting = predict(api, 100, 30);
     await eventually(async () => (await client.llen(lane)) === 1, 10_000);
@@ -147,7 +141,7 @@ describe('Redis restarted while a request waits on the fast lane', () => {
     await redis.stop('SIGKILL');
     await redis.restart(AOF);
     await eventually(async () => (await client.llen(lane)) === 1, 10_000);
-    worker = await startWorkerProcess({ ...env, WORKER_NAME: 'after-restart' });
+    d.workers.push(await startWorkerProcess({ ...env, WORKER_NAME: 'after-restart' }));
     const res = await waiting;
     expect(res.status).toBe(200);
     const body = (await res.json()) as Prediction;
@@ -155,10 +149,11 @@ describe('Redis restarted while a request waits on the fast lane', () => {
   }, 60_000);
 
   it('keeps serving after a restart under a running worker, and leaves no job in transit', async () => {
-    if (!api || !worker) throw new Error('no API or worker');
+    const { api, client, env, redis } = d;
+    expect(d.workers).toHaveLength(1);
     expect((await predict(api, 200)).status).toBe(200);
     // Requests in flight across the kill: each ends 200, or 503 while Redis is down; none hangs.
-    const during = Array.from({ length: 8 }, (_, i) => predict(api as ApiProcess, 300 + i, 10));
+    const during = Array.from({ length: 8 }, (_, i) => predict(api, 300 + i, 10));
     await redis.stop('SIGKILL');
     await new Promise((r) => setTimeout(r, 500));
     await redis.restart(AOF);
@@ -166,7 +161,7 @@ describe('Redis restarted while a request waits on the fast lane', () => {
     for (const s of statuses) expect([200, 202, 503]).toContain(s);
     // The worker's blocking read comes back by itself: new requests are answered again.
     await eventually(
-      async () => (await predict(api as ApiProcess, 400 + (Date.now() % 1000), 5)).status === 200,
+      async () => (await predict(api, 400 + (Date.now() % 1000), 5)).status === 200,
       20_000,
     );
     const prefix = env.QUEUE_PREFIX ?? '';
@@ -179,33 +174,10 @@ describe('Redis restarted while a request waits on the fast lane', () => {
 });
 
 describe('a job waiting on the fast lane: its view, cancel and a paused queue', () => {
-  let redis: RedisServer;
-  let client: Redis;
-  let api: ApiProcess | undefined;
-  const workers: InferqProcess[] = [];
-  let env: Record<string, string>;
-  const key = (type: string) => `${env.QUEUE_PREFIX ?? ''}:predict:${type}`;
-
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    client = new Redis(redis.url);
-    env = {
-      REDIS_URL: redis.url,
-      QUEUE_PREFIX: uniquePrefix('fastview'),
-      MODEL_DIR: 'models',
-      WORKER_METRICS_PORT: '0',
-    };
-    api = await startApiProcess(env);
-  }, 60_000);
-
-  afterAll(async () => {
-    await stopAll([api, ...workers]);
-    client?.disconnect();
-    await redis?.dispose();
-  });
+  const d = deployment('fastview');
 
   async function queued(n: number): Promise<string> {
-    const res = await fetch(`${api?.url ?? ''}/v1/models/breast-cancer/predict`, {
+    const res = await fetch(`${d.api.url}/v1/models/breast-cancer/predict`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', prefer: 'respond-async' },
       body: JSON.stringify({ features: row(n) }),
@@ -215,13 +187,14 @@ describe('a job waiting on the fast lane: its view, cancel and a paused queue', 
   }
 
   it('shows a job on the lane as queued, cancels it, and no worker records it after', async () => {
+    const { api, client, env, workers, key } = d;
     const id = await queued(500);
     expect(await client.llen(key('fast'))).toBe(1);
-    const view = (await (await fetch(`${api?.url ?? ''}/v1/jobs/${id}`)).json()) as {
+    const view = (await (await fetch(`${api.url}/v1/jobs/${id}`)).json()) as {
       status: string;
     };
     expect(view.status).toBe('queued');
-    expect((await fetch(`${api?.url ?? ''}/v1/jobs/${id}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await fetch(`${api.url}/v1/jobs/${id}`, { method: 'DELETE' })).status).toBe(204);
     const [jobId] = await jobIdsOf(client, env.QUEUE_PREFIX ?? '', [id]);
     workers.push(await startWorkerProcess({ ...env, WORKER_NAME: 'after-cancel' }));
     await eventually(async () => (await client.llen(key('fast'))) === 0, 10_000);
@@ -231,13 +204,14 @@ describe('a job waiting on the fast lane: its view, cancel and a paused queue', 
     expect(await client.zscore(key('completed'), jobId ?? '')).toBeNull();
     const transit = await client.keys(key('fast-transit:*'));
     for (const t of transit) expect(await client.llen(t)).toBe(0);
-    const after = (await (await fetch(`${api?.url ?? ''}/v1/jobs/${id}`)).json()) as {
+    const after = (await (await fetch(`${api.url}/v1/jobs/${id}`)).json()) as {
       status: string;
     };
     expect(after.status).toBe('cancelled');
   }, 60_000);
 
   it('takes nothing off the lane while the queue is paused, and runs the jobs once resumed', async () => {
+    const { api, client, env, redis, key } = d;
     const queue = new Queue(PREDICT_QUEUE, {
       connection: { url: redis.url },
       prefix: env.QUEUE_PREFIX,
@@ -258,7 +232,7 @@ describe('a job waiting on the fast lane: its view, cancel and a paused queue', 
         async () => (await client.hget(key(jobId ?? ''), 'finishedOn')) !== null,
         10_000,
       );
-      const view = (await (await fetch(`${api?.url ?? ''}/v1/jobs/${id}`)).json()) as {
+      const view = (await (await fetch(`${api.url}/v1/jobs/${id}`)).json()) as {
         status: string;
       };
       expect(view.status).toBe('completed');

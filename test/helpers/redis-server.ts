@@ -139,6 +139,22 @@ async function clusterOk(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
+async function replicaSynced(port: number, timeoutMs: number): Promise<void> {
+  const redis = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
+  redis.on('error', () => undefined);
+  try {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const info = String(await redis.info('replication').catch(() => ''));
+      if (/role:master/.test(info) || /master_link_status:up/.test(info)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`replica on ${port} not in sync with its master within ${timeoutMs} ms`);
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /** Options of startRedisCluster. */
 export interface RedisClusterOptions {
   /** Masters; default 3. */
@@ -194,6 +210,9 @@ export async function startRedisCluster(
     if (created.status !== 0)
       throw new Error(`redis-cli --cluster create failed: ${created.stdout}`);
     for (const s of servers) await clusterOk(s.port, 15_000);
+    // A replica still in its first sync cannot take over (Redis refuses: "disconnected from
+    // master for longer than allowed"): start from replicas that hold their master's data.
+    for (const s of servers) await replicaSynced(s.port, 30_000);
     return { nodes, servers, dispose };
   } catch (err) {
     await dispose();
