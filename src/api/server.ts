@@ -162,6 +162,7 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     close: async () => {
       gate.begin();
       depth.stop();
+      deps.gather.close();
       await reloads.close();
       deps.batches.close();
       hub.releaseAll();

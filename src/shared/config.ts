@@ -136,7 +136,7 @@ export const ConfigSchema = z.object({
   /**
    * Online jobs reach idle workers through a list they block on (one hop, a few Redis commands)
    * instead of BullMQ's fetch; failed jobs and those of dead workers still go through BullMQ;
-   * API and workers must agree; default true.
+   * the API uses a shard's lane only while some worker consumes it; default true.
    */
   ONLINE_FAST_LANE: bool(true),
   /** Jobs one worker process holds at once; default 256. */

@@ -45,6 +45,26 @@ interface Deployment {
   key: (type: string) => string;
 }
 
+/**
+ * Waits until the API sends jobs to the fast lane: it reads every second whether a worker
+ * consumes the lane (with none, jobs go through BullMQ's own queue).
+ */
+async function laneOpen(d: Deployment): Promise<void> {
+  await eventually(async () => (await d.client.scard(d.key('fast-consumers'))) > 0, 10_000);
+  await new Promise((r) => setTimeout(r, 1200));
+}
+
+/**
+ * A worker that registered on the lane, then was killed (kill -9): the lane stays open (nobody
+ * sweeps its registration) and jobs wait on it until another worker starts.
+ */
+async function deadConsumer(d: Deployment, name: string): Promise<void> {
+  const gone = await startWorkerProcess({ ...d.env, WORKER_NAME: name });
+  d.workers.push(gone);
+  await laneOpen(d);
+  await gone.kill9();
+}
+
 /** Starts a Deployment before the describe's tests and stops all of it (by pid) after them. */
 function deployment(label: string, env: Record<string, string> = {}, redisArgs: string[] = []) {
   const d = { workers: [] as InferqProcess[] } as Deployment;
@@ -92,6 +112,7 @@ describe('a worker killed after inference, before the script that answers and re
       WORKER_NAME: 'doomed',
     });
     workers.push(doomed);
+    await laneOpen(d);
     const cut = proxy.cutAt(
       (name, first) =>
         (name === 'EVALSHA' && first === FINISH.sha) || (name === 'EVAL' && first === FINISH.lua),
@@ -134,7 +155,8 @@ describe('Redis restarted while a request waits on the fast lane', () => {
   it('answers the waiting request once a worker runs the job kept across the restart', async () => {
     const { api, client, env, redis, key } = d;
     const lane = key('fast');
-    // No worker yet: the job waits on the lane.
+    // No live worker: the job waits on the lane.
+    await deadConsumer(d, 'gone-before-restart');
     const waiting = predict(api, 100, 30);
     await eventually(async () => (await client.llen(lane)) === 1, 10_000);
 
@@ -150,7 +172,7 @@ describe('Redis restarted while a request waits on the fast lane', () => {
 
   it('keeps serving after a restart under a running worker, and leaves no job in transit', async () => {
     const { api, client, env, redis } = d;
-    expect(d.workers).toHaveLength(1);
+    expect(d.workers.at(-1)?.child.exitCode).toBeNull();
     expect((await predict(api, 200)).status).toBe(200);
     // Requests in flight across the kill: each ends 200, or 503 while Redis is down; none hangs.
     const during = Array.from({ length: 8 }, (_, i) => predict(api, 300 + i, 10));
@@ -188,6 +210,7 @@ describe('a job waiting on the fast lane: its view, cancel and a paused queue', 
 
   it('shows a job on the lane as queued, cancels it, and no worker records it after', async () => {
     const { api, client, env, workers, key } = d;
+    await deadConsumer(d, 'gone-before-cancel');
     const id = await queued(500);
     expect(await client.llen(key('fast'))).toBe(1);
     const view = (await (await fetch(`${api.url}/v1/jobs/${id}`)).json()) as {
@@ -239,5 +262,22 @@ describe('a job waiting on the fast lane: its view, cancel and a paused queue', 
     } finally {
       await queue.close();
     }
+  }, 60_000);
+});
+
+describe('workers that do not consume the fast lane (an older release, or ONLINE_FAST_LANE=false)', () => {
+  const d = deployment('fastoff');
+
+  it('has the API send online jobs through BullMQ, where they run', async () => {
+    const { api, client, env, workers, key } = d;
+    workers.push(
+      await startWorkerProcess({ ...env, WORKER_NAME: 'no-lane', ONLINE_FAST_LANE: 'false' }),
+    );
+    await new Promise((r) => setTimeout(r, 1200));
+    const answers = await Promise.all([700, 701, 702].map((n) => predict(api, n, 10)));
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(await client.scard(key('fast-consumers'))).toBe(0);
+    expect(await client.exists(key('fast'))).toBe(0);
+    expect(await client.zcard(key('completed'))).toBeGreaterThan(0);
   }, 60_000);
 });

@@ -76,6 +76,9 @@ export class OnlineGatherer {
   private readonly local = new Map<string, Promise<Placement>>();
   /** Share of recent cache lookups that hit. */
   private hitRate = 0;
+  /** Shards whose fast lane some worker consumes. */
+  private readonly openLanes = new Set<number>();
+  private laneTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: OnlineGathererDeps) {
     this.gatherer = new Gatherer<GatherItem, Placement>({
@@ -84,6 +87,7 @@ export class OnlineGatherer {
       rowsOf: (item) => item.data.rows,
       flush: (_key, items) => this.flush(items),
     });
+    if (deps.config.ONLINE_FAST_LANE) this.watchLanes();
   }
 
   /**
@@ -91,14 +95,47 @@ export class OnlineGatherer {
    * with its job (LOOK_OR_SUBMIT): fast lane on, the keys able to meet in one script, and most
    * recent lookups missed (a hit would carry its whole job to Redis for nothing).
    */
-  canLookUp(item: Pick<GatherItem, 'data'>): boolean {
+  canLookUp(item: Pick<GatherItem, 'data' | 'hash'>): boolean {
     const { config } = this.deps;
     return (
-      config.ONLINE_FAST_LANE &&
+      this.laneOpen(shardOfHash(item.hash, config.QUEUE_SHARDS)) &&
       oneSlot(config) &&
       this.hitRate < 0.5 &&
       this.gatherer.idle(laneOf(item))
     );
+  }
+
+  /**
+   * Whether jobs of `shard` go on its fast lane: ONLINE_FAST_LANE, and some worker consumes the
+   * lane (read every second in the background, see `watchLanes`). Workers of an older release,
+   * or run with the lane off, register no consumer: jobs then go through BullMQ's own queue.
+   */
+  private laneOpen(shard: number): boolean {
+    return this.deps.config.ONLINE_FAST_LANE && this.openLanes.has(shard);
+  }
+
+  // Reads which shards' lanes have a consumer, now and every second; stopped by close().
+  private watchLanes(): void {
+    const read = async () => {
+      const shards = this.deps.queue.shards;
+      const counts = await Promise.all(
+        shards.map((q) =>
+          this.deps.redis.scard(fastLaneKeys(q.toKey('')).consumers).catch(() => -1),
+        ),
+      );
+      counts.forEach((n, shard) => {
+        if (n > 0) this.openLanes.add(shard);
+        else if (n === 0) this.openLanes.delete(shard);
+      });
+    };
+    void read();
+    this.laneTimer = setInterval(() => void read(), 1000);
+    this.laneTimer.unref();
+  }
+
+  /** Stops reading the lanes' consumers. */
+  close(): void {
+    clearInterval(this.laneTimer);
   }
 
   /** Notes the outcome of a cache lookup (moving average over about the last 20). */
@@ -182,12 +219,13 @@ export class OnlineGatherer {
       key: keys.inflight(ownerTag(item.owner), item.hash),
       value: partId(jobId, i),
     }));
-    const inScript = this.deps.config.ONLINE_FAST_LANE && oneSlot(this.deps.config);
+    const lane = this.laneOpen(shardOfHash(items[0]?.hash ?? '', this.deps.config.QUEUE_SHARDS));
+    const inScript = lane && oneSlot(this.deps.config);
     const claims = inScript
       ? []
       : claimed.map((c) => redis.set(c.key, c.value, 'PX', claimMs, 'NX').catch(() => null));
     try {
-      await this.add(jobId, items, inScript ? { claimed, claimMs } : undefined);
+      await this.add(jobId, items, lane, inScript ? { claimed, claimMs } : undefined);
     } catch (err) {
       for (const w of waits) w?.cancel();
       await Promise.all(claims);
@@ -232,11 +270,12 @@ export class OnlineGatherer {
   private async add(
     jobId: string,
     items: GatherItem[],
+    onLane: boolean,
     claims?: { claimed: { key: string; value: string }[]; claimMs: number },
   ): Promise<void> {
     if (items.length === 0) return;
     const { data, opts } = this.job(items);
-    if (!this.deps.config.ONLINE_FAST_LANE) {
+    if (!onLane) {
       await this.deps.queue.add(PREDICT_JOB, data, { jobId, ...opts });
       return;
     }
