@@ -117,6 +117,9 @@ export class OnlineGatherer {
   // Reads which shards' lanes have a consumer, now and every second; stopped by close().
   private watchLanes(): void {
     const read = async () => {
+      // Not while the connection is away: an auto-pipelined command sent then breaks the batch
+      // it joins (ioredis fails the whole pipeline, and other callers' commands with it).
+      if (this.deps.redis.status !== 'ready') return;
       const shards = this.deps.queue.shards;
       const counts = await Promise.all(
         shards.map((q) =>
@@ -128,7 +131,10 @@ export class OnlineGatherer {
         else if (n === 0) this.openLanes.delete(shard);
       });
     };
-    void read();
+    // Not from the constructor's own turn: an auto-pipeline opened before another part of the
+    // API defines its scripts (defineCommand) would not know them, and ioredis would fail the
+    // commands that join it.
+    setTimeout(() => void read(), 0).unref();
     this.laneTimer = setInterval(() => void read(), 1000);
     this.laneTimer.unref();
   }
