@@ -123,37 +123,39 @@ export interface RedisClusterHandle {
   dispose(): Promise<void>;
 }
 
-async function clusterOk(port: number, timeoutMs: number): Promise<void> {
+/** Polls a node's `read` (an INFO text) until `ok` holds; throws naming `what` after `timeoutMs`. */
+async function untilInfo(
+  port: number,
+  read: (redis: Redis) => Promise<unknown>,
+  ok: RegExp,
+  what: string,
+  timeoutMs: number,
+): Promise<void> {
   const redis = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined);
   try {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const info = await redis.cluster('INFO').catch(() => '');
-      if (/cluster_state:ok/.test(String(info))) return;
+      if (ok.test(String(await read(redis).catch(() => '')))) return;
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`cluster_state not ok on ${port} within ${timeoutMs} ms`);
+    throw new Error(`${what} on ${port} within ${timeoutMs} ms`);
   } finally {
     redis.disconnect();
   }
 }
 
-async function replicaSynced(port: number, timeoutMs: number): Promise<void> {
-  const redis = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
-  redis.on('error', () => undefined);
-  try {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const info = String(await redis.info('replication').catch(() => ''));
-      if (/role:master/.test(info) || /master_link_status:up/.test(info)) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`replica on ${port} not in sync with its master within ${timeoutMs} ms`);
-  } finally {
-    redis.disconnect();
-  }
-}
+const clusterOk = (port: number, timeoutMs: number) =>
+  untilInfo(port, (r) => r.cluster('INFO'), /cluster_state:ok/, 'cluster_state not ok', timeoutMs);
+
+const replicaSynced = (port: number, timeoutMs: number) =>
+  untilInfo(
+    port,
+    (r) => r.info('replication'),
+    /role:master|master_link_status:up/,
+    'replica not in sync with its master',
+    timeoutMs,
+  );
 
 /** Options of startRedisCluster. */
 export interface RedisClusterOptions {
