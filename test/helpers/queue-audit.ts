@@ -20,26 +20,6 @@ export async function jobIdsOf(
   return publicIds.map((id) => codec.decode(owner, id)?.jobId ?? id);
 }
 
-/** How many `completed` and `failed` events the queue's event stream holds per job id. */
-export async function endEvents(
-  redis: Redis,
-  prefix: string,
-  queue = PREDICT_QUEUE,
-): Promise<{ completed: Map<string, number>; failed: Map<string, number> }> {
-  const completed = new Map<string, number>();
-  const failed = new Map<string, number>();
-  const entries = await redis.xrange(`${prefix}:${queue}:events`, '-', '+');
-  for (const [, fields] of entries) {
-    const f = new Map<string, string>();
-    for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i] ?? '', fields[i + 1] ?? '');
-    const jobId = f.get('jobId');
-    const target =
-      f.get('event') === 'completed' ? completed : f.get('event') === 'failed' ? failed : undefined;
-    if (jobId && target) target.set(jobId, (target.get(jobId) ?? 0) + 1);
-  }
-  return { completed, failed };
-}
-
 /** The fields of a job hash that show who ran it and how often. */
 export interface JobAudit {
   processedBy?: string;
