@@ -51,9 +51,14 @@ export class QueueDepth {
     return this.waiting;
   }
 
+  /** Whether the queue is over its bound (new work is refused). */
+  get full(): boolean {
+    return this.maxDepth > 0 && this.waiting >= this.maxDepth;
+  }
+
   /** Throws 429 queue_full when the queue is over its bound. */
   check(): void {
-    if (this.maxDepth > 0 && this.waiting >= this.maxDepth) {
+    if (this.full) {
       throw new ApiError(
         'queue_full',
         `The queue holds ${this.waiting} waiting jobs (limit ${this.maxDepth}); retry later.`,

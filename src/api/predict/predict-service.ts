@@ -72,7 +72,7 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
     cacheKey !== undefined &&
     !spec.data.tensors &&
     !deps.isShuttingDown() &&
-    deps.depth.value < (config.MAX_QUEUE_DEPTH || Infinity) &&
+    !deps.depth.full &&
     deps.gather.canLookUp(spec);
   if (cacheKey && !lookup) {
     const started = performance.now();

@@ -215,7 +215,8 @@ export class OnlineGatherer {
     const [lone] = items;
     if (lone?.lookup && items.length === 1) return [await this.lookAndAdd(lone)];
     // The first request's input picks the shard: a lone request's identical twins meet there.
-    const jobId = newJobId(shardOfHash(items[0]?.hash ?? '', this.deps.config.QUEUE_SHARDS));
+    const shard = shardOfHash(items[0]?.hash ?? '', this.deps.config.QUEUE_SHARDS);
+    const jobId = newJobId(shard);
     const claimMs = Math.max(...items.map((i) => i.waitMs), 30_000);
     hub.expect(jobId);
     const waits = items.map((item) => (item.waitMs > 0 ? hub.wait(jobId, item.waitMs) : undefined));
@@ -225,7 +226,7 @@ export class OnlineGatherer {
       key: keys.inflight(ownerTag(item.owner), item.hash),
       value: partId(jobId, i),
     }));
-    const lane = this.laneOpen(shardOfHash(items[0]?.hash ?? '', this.deps.config.QUEUE_SHARDS));
+    const lane = this.laneOpen(shard);
     const inScript = lane && oneSlot(this.deps.config);
     const claims = inScript
       ? []
