@@ -1,4 +1,4 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 
 /** Which exchange to cut, and after how many of its bytes. */
 export interface CutRule {
@@ -23,10 +23,7 @@ export interface CuttingProxy {
 export async function startCuttingProxy(targetPort: number): Promise<CuttingProxy> {
   let rule: CutRule | undefined;
   let cuts = 0;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect(targetPort, '127.0.0.1');
-    sockets.add(client).add(upstream);
+  const proxy = await startTcpProxy(targetPort, (client, upstream) => {
     let counted: CutRule | undefined;
     let bytes = 0;
     const cut = () => {
@@ -53,24 +50,11 @@ export async function startCuttingProxy(targetPort: number): Promise<CuttingProx
     upstream.on('data', (chunk: Buffer) => {
       if (!count(chunk, 'download')) client.write(chunk);
     });
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('close', drop).on('error', drop);
-    upstream.on('close', drop).on('error', drop);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${proxy.port}`,
     cuts: () => cuts,
     arm: (next) => (rule = next),
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => proxy.close(),
   };
 }

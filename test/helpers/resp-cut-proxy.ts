@@ -1,4 +1,4 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { startTcpProxy } from './tcp-proxy.js';
 
 /**
  * A TCP proxy in front of a Redis server that reads the commands its clients send (RESP arrays,
@@ -45,16 +45,10 @@ function nextCommand(
   return { end: pos, name, first };
 }
 
-/** Starts the proxy on a free port in front of `target` (`host:port`). */
-export async function startRespCutProxy(
-  targetPort: number,
-  host = '127.0.0.1',
-): Promise<RespCutProxy> {
-  const sockets = new Set<Socket>();
+/** Starts the proxy on a free 127.0.0.1 port in front of the Redis at `targetPort`. */
+export async function startRespCutProxy(targetPort: number): Promise<RespCutProxy> {
   let armed: { match: (name: string, first: string) => boolean; done: () => void } | undefined;
-  const server: Server = createServer((client) => {
-    const upstream = connect(targetPort, host);
-    sockets.add(client).add(upstream);
+  const proxy = await startTcpProxy(targetPort, (client, upstream) => {
     let pending: Buffer = Buffer.alloc(0);
     let cut = false;
     client.on('data', (chunk: Buffer) => {
@@ -78,28 +72,14 @@ export async function startRespCutProxy(
       pending = pending.subarray(at);
     });
     upstream.on('data', (chunk: Buffer) => client.write(chunk));
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('close', end).on('error', end);
-    upstream.on('close', end).on('error', end);
   });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
   return {
-    port,
-    url: `redis://${host}:${port}`,
+    port: proxy.port,
+    url: `redis://127.0.0.1:${proxy.port}`,
     cutAt: (match) =>
       new Promise<void>((done) => {
         armed = { match, done };
       }),
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => proxy.close(),
   };
 }

@@ -148,11 +148,7 @@ export class FastConsumer {
   // BLMOVEs only, when every other element there is one this process knows of.
   private async recover(): Promise<boolean> {
     try {
-      await REAP.run(
-        this.options.redis,
-        [this.keys.consumers, this.keys.wait, this.keys.marker],
-        [this.keys.queueKey, this.id, ...this.unclaimed],
-      );
+      await this.reap([this.id, ...this.unclaimed]);
       this.broken = false;
       return true;
     } catch (err) {
@@ -266,6 +262,13 @@ export class FastConsumer {
     }
   }
 
+  // Runs REAP on this shard: dead consumers' transit lists, and `own` (this consumer's id, then
+  // the ids to keep) when given.
+  private reap(own: string[] = []): Promise<unknown> {
+    const k = this.keys;
+    return REAP.run(this.options.redis, [k.consumers, k.wait, k.marker], [k.queueKey, ...own]);
+  }
+
   // Jobs of consumers that died (alive key lapsed) go to `wait` for BullMQ's path; a paused
   // queue is noticed here too.
   private async sweep(): Promise<void> {
@@ -279,11 +282,7 @@ export class FastConsumer {
         redis.sadd(this.keys.consumers, this.id),
       ]);
       this.paused = paused === 1;
-      const moved = await REAP.run(
-        this.options.redis,
-        [this.keys.consumers, this.keys.wait, this.keys.marker],
-        [this.keys.queueKey],
-      );
+      const moved = await this.reap();
       if (typeof moved === 'number' && moved > 0) {
         this.options.logger.warn({ moved }, 'fast lane: took back the jobs of a dead worker');
       }
@@ -305,11 +304,7 @@ export class FastConsumer {
     const { redis, locks } = this.options;
     locks.forgetAlive(this.keys.alive(this.id));
     // Anything left in our transit list (a BLMOVE answered as we stopped) goes to `wait`.
-    await REAP.run(
-      redis,
-      [this.keys.consumers, this.keys.wait, this.keys.marker],
-      [this.keys.queueKey, this.id],
-    ).catch(() => 0);
+    await this.reap([this.id]).catch(() => 0);
     await redis.srem(this.keys.consumers, this.id).catch(() => 0);
     await redis.del(this.keys.alive(this.id)).catch(() => 0);
   }
