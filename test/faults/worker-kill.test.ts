@@ -175,16 +175,11 @@ describe('kill -9 of one of two workers holding online jobs and batch chunks (de
    */
   async function freezeAndKill(worker: InferqProcess, name: string) {
     const deadline = Date.now() + 30_000;
-    const onlineOf = async () => {
-      const held = await heldOnlineJobs(client, prefix(), PREDICT_QUEUE, name);
-      return [...held.active, ...held.transit];
-    };
     while (Date.now() < deadline) {
-      const [chunks, online] = await Promise.all([
-        activeJobsOf(client, prefix(), BATCH_QUEUE, name),
-        onlineOf(),
-      ]);
-      if (chunks.length === 0 || online.length === 0) {
+      // Online jobs pass through a worker in milliseconds: only the chunks are looked for
+      // before the freeze; what it held is read once it can no longer change.
+      const chunks = await activeJobsOf(client, prefix(), BATCH_QUEUE, name);
+      if (chunks.length === 0) {
         await new Promise((r) => setTimeout(r, 5));
         continue;
       }
@@ -220,19 +215,29 @@ describe('kill -9 of one of two workers holding online jobs and batch chunks (de
     return jobs;
   }
 
-  /** Milliseconds from `since` until each chunk's result key appeared (polled every 20 ms). */
+  /**
+   * Milliseconds from `since` until each chunk was done again by another worker: its job gone
+   * (a finished chunk's job is removed at once) and its result key present, polled every 20 ms.
+   * The result key alone is not enough: the dead worker may have written it just before the
+   * freeze, before it could finish the job.
+   */
   async function waitChunksDone(
+    ids: string[],
     chunks: (BatchChunkJobData | undefined)[],
     since: number,
   ): Promise<number[]> {
     const keys = createKeys(prefix());
     const names = chunks.map((c) => (c ? keys.batchOutput(c.batchId, c.chunk) : '?'));
+    const jobKeys = ids.map((id) => `${prefix()}:${BATCH_QUEUE}:${id}`);
     const doneAt = names.map(() => 0);
     await eventually(
       async () => {
-        const present = await Promise.all(names.map((n) => client.exists(n)));
-        present.forEach((p, i) => {
-          if (p === 1 && doneAt[i] === 0) doneAt[i] = Date.now();
+        const [results, jobs] = await Promise.all([
+          Promise.all(names.map((n) => client.exists(n))),
+          Promise.all(jobKeys.map((k) => client.exists(k))),
+        ]);
+        results.forEach((r, i) => {
+          if (r === 1 && jobs[i] === 0 && doneAt[i] === 0) doneAt[i] = Date.now();
         });
         return doneAt.every((t) => t > 0);
       },
@@ -265,7 +270,7 @@ describe('kill -9 of one of two workers holding online jobs and batch chunks (de
     const chunkData = await jobData<BatchChunkJobData>(client, prefix(), BATCH_QUEUE, chunks);
     const [onlineJobs, chunkMs] = await Promise.all([
       waitFinished(online),
-      waitChunksDone(chunkData, frozenAt),
+      waitChunksDone(chunks, chunkData, frozenAt),
     ]);
     const samples = await load.stop();
     for (const job of onlineJobs) {
