@@ -82,6 +82,9 @@ export async function sendsAsIs(file: string): Promise<boolean> {
   }
 }
 
+/** Bytes read from the file at a time for an as-is upload (fewer, larger writes to the socket). */
+const UPLOAD_READ_BYTES = 1 << 20;
+
 /** The file's bytes, noting when the last chunk was handed over. */
 async function* sentAll(
   chunks: AsyncIterable<Buffer>,
@@ -127,7 +130,7 @@ async function upload(
     const sent = { all: false };
     try {
       const source = asIs
-        ? { ndjson: sentAll(createReadStream(file), sent) }
+        ? { ndjson: sentAll(createReadStream(file, { highWaterMark: UPLOAD_READ_BYTES }), sent) }
         : items(file, read, sent);
       return await client.createBatch(model.name, source, {
         version: model.version,

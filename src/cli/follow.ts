@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InferqError, type BatchView, type InferqClient } from '../client/index.js';
 import { CliError, describeError } from './cli-error.js';
-import { resultText, type ResultSink } from './output.js';
+import { resultHead, resultText, type ResultSink } from './output.js';
 import { createProgress, type ProgressDisplay } from './progress.js';
 import { backoffMs, isDropped, MAX_ATTEMPTS } from './retry.js';
 
@@ -71,17 +71,66 @@ async function copyResults(
   sink: ResultSink,
   done: Written,
 ): Promise<void> {
+  if (sink.writeBytes) return copyResultBytes(client, id, sink.writeBytes.bind(sink), done);
   for await (const text of client.batchResultLines(id)) {
     const result = resultText(text);
-    if (result.index < done.written) continue;
-    if (result.index !== done.written)
-      throw new CliError(
-        `the results of batch ${id} skipped from row ${done.written} to ${result.index}`,
-      );
+    if (!takes(id, done, result.index, result.failed)) continue;
     await sink.write(result);
-    done.written++;
-    if (result.failed) done.failed++;
   }
+}
+
+/** Whether the line of `index` is the next to write (counted if so); throws on a gap. */
+function takes(id: string, done: Written, index: number, failed: boolean): boolean {
+  if (index < done.written) return false;
+  if (index !== done.written)
+    throw new CliError(`the results of batch ${id} skipped from row ${done.written} to ${index}`);
+  done.written++;
+  if (failed) done.failed++;
+  return true;
+}
+
+const NEWLINE = Buffer.from('\n');
+
+/**
+ * copyResults for a sink that keeps the server's text: each block of lines is checked line by
+ * line from its bytes (index and status; a line of another shape is read as text) and the runs
+ * of lines to keep are written as they came, never decoded.
+ */
+async function copyResultBytes(
+  client: InferqClient,
+  id: string,
+  write: (lines: Uint8Array) => Promise<void>,
+  done: Written,
+): Promise<void> {
+  for await (const block of client.batchResultBlocks(id)) {
+    const bytes = Buffer.from(block.buffer, block.byteOffset, block.byteLength);
+    let run = -1;
+    let unended = false;
+    const flush = async (upTo: number) => {
+      if (run >= 0) await write(bytes.subarray(run, upTo));
+      run = -1;
+    };
+    for (let start = 0; start < bytes.length; ) {
+      const newline = bytes.indexOf(0x0a, start);
+      const end = newline < 0 ? bytes.length : newline;
+      const next = end + 1;
+      const head =
+        end === start ? undefined : (resultHead(bytes, start, end) ?? lineText(bytes, start, end));
+      const taken = head !== undefined && takes(id, done, head.index, head.failed);
+      if (taken && run < 0) run = start;
+      if (!taken) await flush(start);
+      // The stream's last line may come without its newline.
+      unended = taken && newline < 0;
+      start = next;
+    }
+    await flush(bytes.length);
+    if (unended) await write(NEWLINE);
+  }
+}
+
+function lineText(bytes: Buffer, start: number, end: number) {
+  const text = bytes.toString('utf8', start, end);
+  return text.trim().length === 0 ? undefined : resultText(text);
 }
 
 /**

@@ -9,6 +9,8 @@ import { CliError } from './cli-error.js';
 export interface LineSink {
   /** Appends one line (without its newline); resolves when the stream can take more. */
   writeLine(line: string): Promise<void>;
+  /** Appends bytes of whole lines (newlines included), after the lines before them. */
+  writeBytes(bytes: Uint8Array): Promise<void>;
   /** Flushes and closes (stdout is flushed, not closed). */
   close(): Promise<void>;
 }
@@ -41,10 +43,46 @@ export function resultText(text: string): ResultText {
   return { text, index: line.index, failed: line.status !== 'completed', parse: () => line };
 }
 
+const INDEX_HEAD = Buffer.from('{"index":');
+const STATUS_HEAD = Buffer.from('"status":"');
+const COMPLETED = Buffer.from('completed"');
+
+/**
+ * The index of a result line and whether it did not complete, read from its bytes
+ * (`bytes[start..end)`, without the newline) as resultText reads them from its text; undefined
+ * when the line does not start the server's way (it is then read as text).
+ */
+export function resultHead(
+  bytes: Buffer,
+  start: number,
+  end: number,
+): { index: number; failed: boolean } | undefined {
+  const digits = start + INDEX_HEAD.length;
+  if (end <= digits || bytes.compare(INDEX_HEAD, 0, INDEX_HEAD.length, start, digits) !== 0)
+    return undefined;
+  let at = digits;
+  let index = 0;
+  for (let c = bytes[at]; c !== undefined && c >= 0x30 && c <= 0x39; c = bytes[++at])
+    index = index * 10 + c - 0x30;
+  if (at === digits || at - digits > 15 || bytes[at] !== 0x2c) return undefined;
+  // Inside a JSON string a quote is escaped: `"status":"` can only be the member itself.
+  const status = bytes.indexOf(STATUS_HEAD, at);
+  const value = status + STATUS_HEAD.length;
+  if (status < 0 || value + COMPLETED.length > end) return undefined;
+  const completed =
+    bytes.compare(COMPLETED, 0, COMPLETED.length, value, value + COMPLETED.length) === 0;
+  return { index, failed: !completed };
+}
+
 /** Where result lines go, in their order: JSON Lines or Parquet. */
 export interface ResultSink {
   /** Appends one result; resolves when the sink can take more. */
   write(result: ResultText): Promise<void>;
+  /**
+   * Appends result lines as the server sent them (whole lines, newlines included), when the
+   * sink keeps the server's text; absent when each result must be read (Parquet).
+   */
+  writeBytes?(lines: Uint8Array): Promise<void>;
   /** Flushes and closes. */
   close(): Promise<void>;
 }
@@ -75,7 +113,7 @@ export async function openSink(path?: string): Promise<LineSink> {
   const check = () => {
     if (failure) throw failure;
   };
-  const write = async (text: string) => {
+  const write = async (text: string | Uint8Array) => {
     check();
     if (stream.write(text)) return;
     // once() rejects on 'error'; onError has recorded it by then.
@@ -90,6 +128,14 @@ export async function openSink(path?: string): Promise<LineSink> {
       const text = pending;
       pending = '';
       await write(text);
+    },
+    async writeBytes(bytes) {
+      if (pending) {
+        const text = pending;
+        pending = '';
+        await write(text);
+      }
+      await write(bytes);
     },
     async close() {
       const text = pending;
@@ -122,6 +168,7 @@ export async function openResultSink(
   // The server's own text is written: a million parse + stringify rounds would only make garbage.
   return {
     write: (result) => lines.writeLine(result.text),
+    writeBytes: (bytes) => lines.writeBytes(bytes),
     close: () => lines.close(),
   };
 }

@@ -6,7 +6,13 @@ import {
   type SubmitJobOptions,
   type WaitOptions,
 } from './options.js';
-import { readLines, readNdjson, readServerEvents, uploadBody } from './streams.js';
+import {
+  readLineBlocks,
+  readLines,
+  readNdjson,
+  readServerEvents,
+  uploadBody,
+} from './streams.js';
 import {
   seg,
   Transport,
@@ -212,6 +218,19 @@ export class InferqClient {
       ...options,
     };
     return this.streamed(spec, (body) => nonBlank(readLines(body)));
+  }
+
+  /**
+   * The bytes of GET /v1/batches/{id}/results as the server sent them, in blocks of whole lines:
+   * for copying results to a file without decoding a million lines.
+   */
+  batchResultBlocks(id: string, options: CallOptions = {}): AsyncGenerator<Uint8Array> {
+    const spec = {
+      path: `/v1/batches/${seg(id)}/results`,
+      headers: { accept: 'application/x-ndjson' },
+      ...options,
+    };
+    return this.streamed(spec, readLineBlocks);
   }
 
   /** GET /v1/batches/{id}/events: `progress` events, then `done` when every row has ended. */

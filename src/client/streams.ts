@@ -26,6 +26,36 @@ export async function* readLines(body: ReadableStream<Uint8Array>): AsyncGenerat
   }
 }
 
+/**
+ * Yields a byte stream in blocks of whole lines, as received and never decoded: each block ends
+ * with `\n`, except the last when the stream did not end with one.
+ */
+export async function* readLineBlocks(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  let carry: Uint8Array | undefined;
+  const joined = (tail: Uint8Array) => (carry ? Buffer.concat([carry, tail]) : tail);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const last = value.lastIndexOf(10);
+      if (last < 0) {
+        carry = joined(value);
+        continue;
+      }
+      const lines = joined(value.subarray(0, last + 1));
+      carry = last + 1 < value.length ? value.subarray(last + 1) : undefined;
+      yield lines;
+    }
+    if (carry && carry.length > 0) yield carry;
+  } finally {
+    // Stopping early (break in a for-await) must release the connection.
+    await reader.cancel().catch(() => undefined);
+  }
+}
+
 /** Yields each non-empty NDJSON line of the stream, parsed. */
 export async function* readNdjson<T>(body: ReadableStream<Uint8Array>): AsyncGenerator<T> {
   for await (const line of readLines(body)) {
