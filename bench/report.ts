@@ -307,6 +307,13 @@ function figuresTable(r: Report): string {
   return table(['figure', 'value'], rows);
 }
 
+/** CPU seconds of the batch's processes, and their sum scaled to 1,000,000 rows. */
+function cpuLine(cpu: { cli: number; api: number; worker: number; redis: number }, rows: number) {
+  const parts = [cpu.cli, cpu.api, cpu.worker, cpu.redis].filter((v) => !Number.isNaN(v));
+  const total = parts.reduce((a, b) => a + b, 0);
+  return `${parts.map((v) => round(v, 2)).join(' / ')} (${round(total, 2)}, ${round((total * 1e6) / rows, 1)} per 1M rows)`;
+}
+
 function cliBatchTable(r: Report): string {
   const c = ok(r.cliBatch);
   if (!c) return `CLI batch: ${failed(r.cliBatch)}`;
@@ -333,6 +340,10 @@ function cliBatchTable(r: Report): string {
       `${mb(c.peakRssMb.cli)} / ${mb(c.peakRssMb.api)} / ${mb(c.peakRssMb.worker)}`,
     ],
     [
+      'CPU seconds: CLI / API / worker / Redis (all, per 1M rows)',
+      cpuLine(c.cpuS, c.rows),
+    ],
+    [
       'Redis memory for the batch: sampled peak over before (used_memory_peak over before)',
       `${mb(c.redisPeakMb)} (${mb(c.redisPeakCounterMb)})`,
     ],
@@ -350,6 +361,10 @@ function cliBatchTable(r: Report): string {
       ]
         .map(s)
         .join(' / '),
+    ],
+    [
+      'plain HTTP: CPU seconds API / worker / Redis (all, per 1M rows)',
+      cpuLine(c.http.cpuS, c.rows),
     ],
     [
       'plain HTTP: peak RSS API / worker; Redis peak over before',

@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import { exited } from '../../src/cli/children.js';
 import { HIT_ROW } from './rows.js';
 import { spawnInferqWith, type Processes } from './procs.js';
+import { redisSnapshot } from './redis-info.js';
 
 /** When each phase of a CLI batch ended, seconds from the start of `inferq batch`. */
 export interface BatchSplit {
@@ -32,6 +33,11 @@ export interface CliBatchResult {
   split: BatchSplit;
   /** Peak resident memory while the batch ran (sampled every 50 ms), MB. */
   peakRssMb: { cli: number; api: number; worker: number };
+  /**
+   * CPU seconds each process used during the run (/proc utime + stime; the CLI's as last sampled,
+   * NaN over plain HTTP; Redis from INFO cpu): steadier than rows/s on a shared machine.
+   */
+  cpuS: { cli: number; api: number; worker: number; redis: number };
   /** Redis used_memory at its highest while the batch ran, over what it was before, MB. */
   redisPeakMb: number;
   /** Redis used_memory_peak after the run over used_memory before it, MB (an upper bound). */
@@ -80,6 +86,22 @@ async function rssMb(pid: number | undefined): Promise<number> {
     return 0; // gone
   }
 }
+
+/** CPU seconds (user + system) a process used so far; NaN once it is gone. */
+async function cpuSeconds(pid: number | undefined): Promise<number> {
+  if (!pid) return NaN;
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is the first, utime the 12th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Linux USER_HZ: /proc reports CPU time in these ticks. */
+const CLOCK_TICKS = 100;
 
 async function usedMemoryMb(redis: Redis, field = 'used_memory'): Promise<number> {
   const info = String(await redis.call('INFO', 'memory'));
@@ -171,6 +193,12 @@ export async function runBatch(o: CliBatchOptions, client: BatchClient): Promise
   const out = join(dir, 'results.jsonl');
   const redisBefore = await usedMemoryMb(o.admin);
   const peak = { cli: 0, api: 0, worker: 0, redis: redisBefore };
+  const [apiCpu0, workerCpu0, redis0] = await Promise.all([
+    cpuSeconds(o.apiPid),
+    cpuSeconds(o.workerPid),
+    redisSnapshot(o.admin),
+  ]);
+  let cliCpu = NaN;
   const startedMs = Date.now();
   const t0 = performance.now();
   let batchId: string | undefined;
@@ -193,6 +221,7 @@ export async function runBatch(o: CliBatchOptions, client: BatchClient): Promise
       peak.api = Math.max(peak.api, api);
       peak.worker = Math.max(peak.worker, worker);
       peak.redis = Math.max(peak.redis, redis);
+      cliCpu = (await cpuSeconds(driven.pid)) || cliCpu;
       if (Number.isNaN(firstResultS)) {
         const size = await stat(out).then(
           (s) => s.size,
@@ -211,6 +240,17 @@ export async function runBatch(o: CliBatchOptions, client: BatchClient): Promise
   }
   const downloadEndS = (performance.now() - t0) / 1000;
   const redisPeakCounterMb = (await usedMemoryMb(o.admin, 'used_memory_peak')) - redisBefore;
+  const [apiCpu, workerCpu, redis1] = await Promise.all([
+    cpuSeconds(o.apiPid),
+    cpuSeconds(o.workerPid),
+    redisSnapshot(o.admin),
+  ]);
+  const cpuS = {
+    cli: client === 'cli' ? cliCpu : NaN,
+    api: apiCpu - apiCpu0,
+    worker: workerCpu - workerCpu0,
+    redis: redis1.cpuS - redis0.cpuS,
+  };
   try {
     if (!batchId) throw new Error('no batch id');
     const view = (await (await fetch(`${o.apiUrl}/v1/batches/${batchId}`)).json()) as {
@@ -225,6 +265,7 @@ export async function runBatch(o: CliBatchOptions, client: BatchClient): Promise
       rowsPerSec: o.rows / downloadEndS,
       split: { uploadEndS, firstResultS, runEndS, downloadEndS },
       peakRssMb: { cli: client === 'cli' ? peak.cli : NaN, api: peak.api, worker: peak.worker },
+      cpuS,
       redisPeakMb: peak.redis - redisBefore,
       redisPeakCounterMb,
       resultLines,

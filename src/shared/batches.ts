@@ -134,9 +134,16 @@ export function decodeChunk(buf: Buffer): StagedChunk {
   const offset = Math.ceil((4 + headerLength) / 4) * 4;
   const count = header.rows * header.rowSize;
   if (buf.length !== offset + count * 4) throw new Error('staged chunk has the wrong length');
-  // A copy: the Buffer may sit at an offset of a shared pool that is not 4-byte aligned.
-  const values = new Float32Array(count);
-  new Uint8Array(values.buffer).set(buf.subarray(offset));
+  // A view where the bytes are 4-byte aligned (a Buffer of its own, as a large reply is); else a
+  // copy (a Buffer may sit at an unaligned offset of a shared pool).
+  const at = buf.byteOffset + offset;
+  let values: Float32Array;
+  if (at % 4 === 0) {
+    values = new Float32Array(buf.buffer, at, count);
+  } else {
+    values = new Float32Array(count);
+    new Uint8Array(values.buffer).set(buf.subarray(offset));
+  }
   return { rows: header.rows, rowSize: header.rowSize, ids: header.ids, values };
 }
 

@@ -69,8 +69,11 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
         : new Array<RowOutcome | undefined>(rows).fill(undefined);
     const misses = outcomes.flatMap((o, i) => (o ? [] : [i]));
     if (misses.length > 0) {
-      const missValues = new Float32Array(misses.length * rowSize);
-      misses.forEach((row, j) => missValues.set(rowOf(values, rowSize, row), j * rowSize));
+      // Usually every row missed: then the rows go as they are, else the misses are gathered.
+      const missValues =
+        misses.length === rows ? values : new Float32Array(misses.length * rowSize);
+      if (missValues !== values)
+        misses.forEach((row, j) => missValues.set(rowOf(values, rowSize, row), j * rowSize));
       // Bigger runs than online ones, unless the model asks for a limit: nobody waits on one row.
       const maxBatch =
         loaded.model.batching?.maxBatchSize ?? Math.max(config.MAX_BATCH_SIZE, CHUNK_RUN_ROWS);
