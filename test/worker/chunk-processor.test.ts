@@ -164,3 +164,37 @@ describe('Redis cost of a batch', () => {
     }
   });
 });
+
+describe('cache lookups of a batch whose rows do not hit', () => {
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    stack = await createStack({ env: { ...FIXTURES, BATCH_CHUNK_ROWS: '1000' } });
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  /** Row `n` of the batch: distinct in float32 (an integer-valued feature is n). */
+  const row = (n: number) => uniqueRow(n).map((v, i) => (i === 23 ? n : v));
+
+  it('narrow to a sample at the head of each chunk, and widen again when the sample hits', async () => {
+    // Predicted online before: 6,010 (chunk 6, inside its sample), 6,900 (chunk 6, after it)
+    // and 7,500 (chunk 7, after its sample, once the batch had shown too few hits).
+    const seen = [6_010, 6_900, 7_500];
+    const online = new Map<number, number[]>();
+    for (const n of seen) {
+      const res = await json(stack.post('/v1/models/breast-cancer/predict', { features: row(n) }));
+      online.set(n, res.probabilities);
+    }
+    const rows = Array.from({ length: 8_000 }, (_, n) => row(n));
+    const { id } = await json(upload(stack, ndjson(rows), 'model=breast-cancer'));
+    const view = await json(stack.request(`/v1/batches/${id}`, { headers: { prefer: 'wait=30' } }));
+    expect(view).toMatchObject({ status: 'completed', completed: 8_000, failed: 0 });
+    const lines = await results(stack, id);
+    expect(lines.filter((l) => l.cached).map((l) => l.index)).toEqual([6_010, 6_900]);
+    // Not looked up, inferred again: the same result.
+    for (const n of seen) expect(lines[n].probabilities).toEqual(online.get(n));
+  });
+});

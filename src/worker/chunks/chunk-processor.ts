@@ -13,6 +13,7 @@ import { keysOf } from '../../shared/keys.js';
 import type { Logger } from '../../shared/logger.js';
 import type { RedisClient } from '../../shared/redis.js';
 import { Utf8Lines } from '../../shared/utf8-lines.js';
+import { CacheSampling } from './cache-sampling.js';
 import {
   inferRows,
   lookupCache,
@@ -50,6 +51,7 @@ function failAll(rows: number, code: ErrorCode, message: string): RowOutcome[] {
 export function createBatchProcessor(deps: BatchProcessorDeps) {
   const { pool, redis, config, logger } = deps;
   const keys = keysOf(config);
+  const sampling = new CacheSampling();
 
   async function outcomesOf(data: BatchChunkJobData, staged: StagedChunk): Promise<RowOutcome[]> {
     const loaded = pool.get(data.model, data.version);
@@ -63,10 +65,25 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
       return failAll(staged.rows, 'validation_error', message);
     }
     const { rows, values, rowSize } = staged;
-    const outcomes =
-      config.CACHE_TTL_S > 0
-        ? await lookupCache(redis, keys, data.cacheScope ?? 'anon', loaded.model, values, rows)
-        : new Array<RowOutcome | undefined>(rows).fill(undefined);
+    const outcomes = new Array<RowOutcome | undefined>(rows).fill(undefined);
+    if (config.CACHE_TTL_S > 0) {
+      const look = (from: number, to: number) =>
+        lookupCache(
+          redis,
+          keys,
+          data.cacheScope ?? 'anon',
+          loaded.model,
+          values,
+          { from, to },
+          outcomes,
+        );
+      const first = sampling.firstLookup(data.batchId, rows);
+      let hits = await look(0, first);
+      // A sample that hit: the rest of the chunk is looked up too.
+      const rest = first < rows && hits > 0;
+      if (rest) hits += await look(first, rows);
+      sampling.record(data.batchId, rest ? rows : first, hits);
+    }
     const misses = outcomes.flatMap((o, i) => (o ? [] : [i]));
     if (misses.length > 0) {
       // Usually every row missed: then the rows go as they are, else the misses are gathered.

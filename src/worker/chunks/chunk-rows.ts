@@ -73,9 +73,10 @@ export function rowHashes(
 }
 
 /**
- * Looks every row up in the result cache with one MGET per ROWS_PER_STEP rows. The keys are
- * those of a one-row online request for the same model, version and values, so batch rows reuse
- * online results.
+ * Looks rows `from..to-1` up in the result cache, ROWS_PER_STEP rows per turn of the event loop;
+ * the outcomes of those that hit are written into `outcomes`, and the number of hits returned.
+ * The keys are those of a one-row online request for the same model, version and values, so
+ * batch rows reuse online results.
  */
 export async function lookupCache(
   redis: RedisClient,
@@ -83,17 +84,24 @@ export async function lookupCache(
   scope: string,
   model: LoadedModel['model'],
   values: Float32Array,
-  rows: number,
-): Promise<(RowOutcome | undefined)[]> {
-  const outcomes: (RowOutcome | undefined)[] = [];
-  for (let start = 0; start < rows; start += ROWS_PER_STEP) {
-    if (start > 0) await nextTurn();
-    const end = Math.min(rows, start + ROWS_PER_STEP);
+  rows: { from: number; to: number },
+  outcomes: (RowOutcome | undefined)[],
+): Promise<number> {
+  let hits = 0;
+  for (let start = rows.from; start < rows.to; start += ROWS_PER_STEP) {
+    if (start > rows.from) await nextTurn();
+    const end = Math.min(rows.to, start + ROWS_PER_STEP);
     const names = rowHashes(model, values, start, end).map((digest) => keys.cache(scope, digest));
     // Rows' cache keys spread over a Cluster's slots (QUEUE_SHARDS > 1): one MGET per slot.
-    for (const hit of await mgetAcrossSlots(redis, names)) outcomes.push(cachedOutcome(hit));
+    const found = await mgetAcrossSlots(redis, names);
+    found.forEach((hit, i) => {
+      const outcome = cachedOutcome(hit);
+      if (!outcome) return;
+      outcomes[start + i] = outcome;
+      hits++;
+    });
   }
-  return outcomes;
+  return hits;
 }
 
 function rowOutputs(
