@@ -94,7 +94,7 @@ export function rowsOfChunk(total: number, chunkRows: number, n: number): number
   return Math.max(0, Math.min(chunkRows, total - n * chunkRows));
 }
 
-/** Rows of one chunk as staged in Redis between upload and worker. */
+/** Rows of one chunk as the API stages them in Redis for a worker. */
 export interface StagedChunk {
   rows: number;
   rowSize: number;
@@ -104,34 +104,65 @@ export interface StagedChunk {
   values: Float32Array;
 }
 
+/** A staged chunk as a worker reads it. */
+export interface DecodedChunk {
+  rows: number;
+  rowSize: number;
+  /**
+   * The JSON text of each row's client id (`"row-1"`), '' where an item had none; empty when no
+   * item had one. Result lines take it as it is: no id is parsed or serialised again.
+   */
+  idTexts: string[];
+  /** rows * rowSize float32 values, row-major. */
+  values: Float32Array;
+}
+
 /**
- * Encodes a staged chunk as [u32 header length][JSON header][padding to 4][float32 values]: the
- * values travel as raw float32 bytes (platform order, little-endian everywhere inferq runs),
- * about a quarter of their JSON size, and hash to the same cache key as an online request.
+ * Encodes a staged chunk as [u32 header length][JSON header][ids][padding to 4][float32 values].
+ * The ids are their JSON texts joined by newlines (a JSON text holds none), `idBytes` long: read
+ * back by one split, not by JSON.parse, which made a string-table entry of each of a million ids
+ * (the worker's largest cost after the cache lookup in the issue-14 profile). The values travel
+ * as raw float32 bytes (platform order, little-endian everywhere inferq runs), about a quarter of
+ * their JSON size, and hash to the same cache key as an online request.
  */
 export function encodeChunk(chunk: StagedChunk): Buffer {
-  const header = Buffer.from(
-    JSON.stringify({ rows: chunk.rows, rowSize: chunk.rowSize, ids: chunk.ids }),
+  const ids = Buffer.from(
+    chunk.ids.map((id) => (id === null ? '' : JSON.stringify(id))).join('\n'),
   );
-  const offset = Math.ceil((4 + header.length) / 4) * 4;
+  const header = Buffer.from(
+    JSON.stringify({ rows: chunk.rows, rowSize: chunk.rowSize, idBytes: ids.length }),
+  );
+  const offset = Math.ceil((4 + header.length + ids.length) / 4) * 4;
   const byteLength = chunk.rows * chunk.rowSize * 4;
   const out = Buffer.alloc(offset + byteLength);
   out.writeUInt32LE(header.length, 0);
   header.copy(out, 4);
+  ids.copy(out, 4 + header.length);
   const bytes = new Uint8Array(chunk.values.buffer, chunk.values.byteOffset, byteLength);
   out.set(bytes, offset);
   return out;
 }
 
-/** Decodes what encodeChunk wrote; throws on a malformed buffer. */
-export function decodeChunk(buf: Buffer): StagedChunk {
+/** Decodes what encodeChunk wrote (or its earlier form, ids in the header); throws when malformed. */
+export function decodeChunk(buf: Buffer): DecodedChunk {
   const headerLength = buf.readUInt32LE(0);
   const header = JSON.parse(buf.subarray(4, 4 + headerLength).toString('utf8')) as {
     rows: number;
     rowSize: number;
-    ids: (string | null)[];
+    idBytes?: number;
+    /** Chunks staged before idBytes: the ids themselves. */
+    ids?: (string | null)[];
   };
-  const offset = Math.ceil((4 + headerLength) / 4) * 4;
+  const idBytes = header.idBytes ?? 0;
+  const idsAt = 4 + headerLength;
+  const idTexts = header.ids
+    ? header.ids.map((id) => (id === null ? '' : JSON.stringify(id)))
+    : idBytes > 0
+      ? buf.toString('utf8', idsAt, idsAt + idBytes).split('\n')
+      : [];
+  if (idTexts.length > 0 && idTexts.length !== header.rows)
+    throw new Error('staged chunk has the wrong number of ids');
+  const offset = Math.ceil((idsAt + idBytes) / 4) * 4;
   const count = header.rows * header.rowSize;
   if (buf.length !== offset + count * 4) throw new Error('staged chunk has the wrong length');
   // A view where the bytes are 4-byte aligned (a Buffer of its own, as a large reply is); else a
@@ -144,7 +175,7 @@ export function decodeChunk(buf: Buffer): StagedChunk {
     values = new Float32Array(count);
     new Uint8Array(values.buffer).set(buf.subarray(offset));
   }
-  return { rows: header.rows, rowSize: header.rowSize, ids: header.ids, values };
+  return { rows: header.rows, rowSize: header.rowSize, idTexts, values };
 }
 
 /** The outcome of checking one batch item. */
@@ -191,17 +222,14 @@ export function checkItem(
   return id === undefined ? { ok: true } : { ok: true, id };
 }
 
-/** NDJSON result lines of `rows` cancelled items from `index`. */
-export function cancelledLines(index: number, rows: number, ids: (string | null)[]): string {
+/** NDJSON result lines of `rows` cancelled items from `index` (`idTexts` as in DecodedChunk). */
+export function cancelledLines(index: number, rows: number, idTexts: string[]): string {
   let text = '';
   for (let i = 0; i < rows; i++) {
-    const id = ids[i];
-    text += JSON.stringify(
-      id != null
-        ? { index: index + i, id, status: 'cancelled' }
-        : { index: index + i, status: 'cancelled' },
-    );
-    text += '\n';
+    const id = idTexts[i];
+    text += id
+      ? `{"index":${index + i},"id":${id},"status":"cancelled"}\n`
+      : `{"index":${index + i},"status":"cancelled"}\n`;
   }
   return text;
 }

@@ -78,7 +78,7 @@ async function orphanedChunk(
   const staged = await redis.getBuffer(keys.batchInput(batch.id, n));
   const written = await redis.getBuffer(keys.batchOutput(batch.id, n));
   if (written) return written;
-  const ids = staged ? decodeChunk(staged).ids : [];
+  const ids = staged ? decodeChunk(staged).idTexts : [];
   const rows = rowsOfChunk(batch.total, batch.chunkRows, n);
   return Buffer.from(cancelledLines(n * batch.chunkRows, rows, ids));
 }

@@ -314,7 +314,7 @@ export class BatchService {
     const write = this.redis.pipeline();
     chunks.forEach((n, i) => {
       const buf = staged[i]?.[1];
-      const ids = Buffer.isBuffer(buf) ? decodeChunk(buf).ids : [];
+      const ids = Buffer.isBuffer(buf) ? decodeChunk(buf).idTexts : [];
       write.set(
         this.keys.batchOutput(id, n),
         cancelledLines(n * chunkRows, rowsOfChunk(total, chunkRows, n), ids),

@@ -5,7 +5,7 @@ import {
   rowsOfChunk,
   type BatchChunkJobData,
   type BatchChunkResult,
-  type StagedChunk,
+  type DecodedChunk,
 } from '../../shared/batches.js';
 import type { Config } from '../../shared/config.js';
 import type { ErrorCode } from '../../shared/errors.js';
@@ -53,7 +53,7 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
   const keys = keysOf(config);
   const sampling = new CacheSampling();
 
-  async function outcomesOf(data: BatchChunkJobData, staged: StagedChunk): Promise<RowOutcome[]> {
+  async function outcomesOf(data: BatchChunkJobData, staged: DecodedChunk): Promise<RowOutcome[]> {
     const loaded = pool.get(data.model, data.version);
     if (!loaded) {
       const message = `model ${data.model} version ${data.version} is not loaded by this worker`;
@@ -106,14 +106,17 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
     return rowsOfChunk(Number(total), Number(chunkRows), data.chunk);
   }
 
-  /** The chunk's outcomes and item ids; throws to retry when every row failed to infer. */
+  /** The chunk's outcomes and item ids as JSON text; throws to retry when every row failed to infer. */
   async function compute(
     job: Job<BatchChunkJobData>,
-  ): Promise<{ outcomes: RowOutcome[]; ids: (string | null)[] }> {
+  ): Promise<{ outcomes: RowOutcome[]; idTexts: string[] }> {
     const buf = await redis.getBuffer(keys.batchInput(job.data.batchId, job.data.chunk));
     if (!buf) {
       const message = 'The staged rows of this chunk have expired.';
-      return { outcomes: failAll(await rowCount(job.data), 'inference_failed', message), ids: [] };
+      return {
+        outcomes: failAll(await rowCount(job.data), 'inference_failed', message),
+        idTexts: [],
+      };
     }
     const staged = decodeChunk(buf);
     const outcomes = await outcomesOf(job.data, staged);
@@ -122,14 +125,10 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
     if (allFailed && attemptsLeft(job) > 0) {
       throw new Error('inference_failed: every row of the chunk failed');
     }
-    return { outcomes, ids: staged.ids };
+    return { outcomes, idTexts: staged.idTexts };
   }
 
-  async function finish(
-    job: Job<BatchChunkJobData>,
-    outcomes: RowOutcome[],
-    ids: (string | null)[],
-  ) {
+  async function finish(job: Job<BatchChunkJobData>, outcomes: RowOutcome[], idTexts: string[]) {
     const { batchId, chunk, firstIndex } = job.data;
     // Sent as bytes encoded a few lines at a time (see Utf8Lines: one joined string of thousands
     // of lines cost 6x more to encode than the lines themselves; the profile of issue 14).
@@ -137,7 +136,7 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
     let completed = 0;
     for (const [i, o] of outcomes.entries()) {
       if (i > 0 && i % ROWS_PER_STEP === 0) await nextTurn();
-      lines.push(resultLine(firstIndex + i, ids[i], o));
+      lines.push(resultLine(firstIndex + i, idTexts[i], o));
       if (!('error' in o)) completed++;
     }
     const text = lines.bytes();
@@ -162,16 +161,16 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
     );
     // Cancelled, already counted by an earlier run, expired or rejected: nothing to do.
     if (claim !== 'run') return result;
-    const { outcomes, ids } = await compute(job).catch(async (err: unknown) => {
+    const { outcomes, idTexts } = await compute(job).catch(async (err: unknown) => {
       if (attemptsLeft(job) > 0) throw err;
       // Out of attempts: the rows fail, so that the batch still ends.
       logger.error({ err, batchId, chunk }, 'batch chunk failed');
       const message = `Inference failed: ${(err as Error).message}`;
       return {
         outcomes: failAll(await rowCount(job.data), 'inference_failed', message),
-        ids: [],
+        idTexts: [],
       };
     });
-    return { ...result, rows: outcomes.length, finished: await finish(job, outcomes, ids) };
+    return { ...result, rows: outcomes.length, finished: await finish(job, outcomes, idTexts) };
   };
 }

@@ -193,13 +193,12 @@ export async function inferRows(
   return (await Promise.all(slices)).flat();
 }
 
-/** One NDJSON result line of the item at `index` (built as text: this runs once per row). */
-export function resultLine(
-  index: number,
-  id: string | null | undefined,
-  outcome: RowOutcome,
-): string {
-  const head = id != null ? `{"index":${index},"id":${JSON.stringify(id)}` : `{"index":${index}`;
+/**
+ * One NDJSON result line of the item at `index`, whose client id is `idText` as JSON text (''
+ * or undefined: none); built as text, this runs once per row.
+ */
+export function resultLine(index: number, idText: string | undefined, outcome: RowOutcome): string {
+  const head = idText ? `{"index":${index},"id":${idText}` : `{"index":${index}`;
   if ('error' in outcome) {
     return `${head},"status":"failed","error":${JSON.stringify(outcome.error)}}`;
   }
