@@ -16,6 +16,7 @@ import { backoffMs, isDropped, MAX_ATTEMPTS } from './retry.js';
 import {
   assertReadableFile,
   countRows,
+  isParquetFile,
   lineOfItem,
   positionWord,
   readRows,
@@ -85,9 +86,20 @@ export async function sendsAsIs(file: string): Promise<boolean> {
 /** Bytes read from the file at a time for an as-is upload (fewer, larger writes to the socket). */
 const UPLOAD_READ_BYTES = 1 << 20;
 
+/**
+ * How a file goes up: JSON Lines in the server's form byte for byte; a Parquet table as NDJSON
+ * written straight from its columns (one line per row); anything else as parsed items.
+ */
+type UploadForm = 'as-is' | 'parquet' | 'items';
+
+async function parquetLines(file: string, read: ReadRowsOptions) {
+  const { parquetNdjson } = await import('./parquet-input.js');
+  return parquetNdjson(file, read);
+}
+
 /** The file's bytes, noting when the last chunk was handed over. */
 async function* sentAll(
-  chunks: AsyncIterable<Buffer>,
+  chunks: AsyncIterable<Uint8Array>,
   sent: { all: boolean },
 ): AsyncGenerator<Uint8Array> {
   for await (const chunk of chunks) yield chunk;
@@ -124,14 +136,18 @@ async function upload(
   read: ReadRowsOptions,
   options: BatchCommandOptions,
   say: (line: string) => void,
-  asIs: boolean,
+  form: UploadForm,
 ): Promise<BatchAccepted> {
+  const asIs = form === 'as-is';
   for (let attempt = 1; ; attempt++) {
     const sent = { all: false };
     try {
-      const source = asIs
-        ? { ndjson: sentAll(createReadStream(file, { highWaterMark: UPLOAD_READ_BYTES }), sent) }
-        : items(file, read, sent);
+      const source =
+        form === 'as-is'
+          ? { ndjson: sentAll(createReadStream(file, { highWaterMark: UPLOAD_READ_BYTES }), sent) }
+          : form === 'parquet'
+            ? { ndjson: sentAll(await parquetLines(file, read), sent) }
+            : items(file, read, sent);
       return await client.createBatch(model.name, source, {
         version: model.version,
         priority: options.priority,
@@ -167,7 +183,7 @@ async function uploadFile(
 ): Promise<BatchAccepted> {
   if (!options.columns && (await sendsAsIs(file))) {
     try {
-      return await upload(client, file, model, read, options, say, true);
+      return await upload(client, file, model, read, options, say, 'as-is');
     } catch (err) {
       if (!(err instanceof CliError)) throw err;
       // Throws naming the line when the file is bad for this CLI too.
@@ -175,7 +191,7 @@ async function uploadFile(
     }
   }
   if ((await countRows(file, read)) === 0) throw new CliError(`${file} holds no rows`);
-  return upload(client, file, model, read, options, say, false);
+  return upload(client, file, model, read, options, say, isParquetFile(file) ? 'parquet' : 'items');
 }
 
 /**

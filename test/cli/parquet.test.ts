@@ -9,6 +9,7 @@ import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { parquetWriteFile, type ColumnSource } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resultText } from '../../src/cli/output.js';
+import { parquetNdjson } from '../../src/cli/parquet-input.js';
 import { openParquetSink } from '../../src/cli/parquet-output.js';
 import { countRows, readRows, type ReadRowsOptions } from '../../src/cli/rows.js';
 import { InferqClient } from '../../src/client/index.js';
@@ -103,6 +104,54 @@ describe('reading Parquet', () => {
       { name: 'b', type: 'DOUBLE', data: [1, null, 3] },
     ]);
     await expect(rows(path, { width: 2 })).rejects.toThrow(`${path} row 2: column 'b' is empty`);
+  });
+
+  it('writes the upload NDJSON of the rows it reads, line for line, up to the first bad row', async () => {
+    const n = 2_500;
+    const path = table(
+      'upload.parquet',
+      [
+        {
+          name: 'id',
+          type: 'STRING',
+          data: Array.from({ length: n }, (_, i) => (i % 3 ? `r"${i}` : null)),
+        },
+        doubles(
+          'a',
+          Array.from({ length: n }, (_, i) => i / 7),
+        ),
+        { name: 'b', type: 'INT64', data: Array.from({ length: n }, (_, i) => BigInt(i)) },
+        doubles(
+          'c',
+          Array.from({ length: n }, (_, i) => -i * 1e-9),
+        ),
+      ],
+      700,
+    );
+    const items = (await rows(path, { width: 3 })).map((r) => JSON.stringify(r.item));
+    const text = async (file: string) => {
+      let out = '';
+      for await (const block of parquetNdjson(file, { width: 3 }))
+        out += Buffer.from(block).toString();
+      return out;
+    };
+    expect(await text(path)).toBe(items.map((l) => `${l}\n`).join(''));
+
+    // A bad value stops the reading at the block holding it, naming its row and column.
+    const holes = table('upload-holes.parquet', [
+      doubles('a', [1, 2, 3, 4]),
+      doubles('b', [1, 2, 3, 4]),
+      { name: 'c', type: 'DOUBLE', data: [1, 2, Infinity, null] },
+    ]);
+    const seen: string[] = [];
+    const reading = (async () => {
+      for await (const block of parquetNdjson(holes, { width: 3 }))
+        seen.push(Buffer.from(block).toString());
+    })();
+    await expect(reading).rejects.toThrow(
+      `${holes} row 3: column 'c' holds Infinity, outside the float32 range`,
+    );
+    expect(seen.join('')).toBe('');
   });
 
   it('refuses a file that is not Parquet, naming it', async () => {
