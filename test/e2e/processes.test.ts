@@ -25,8 +25,9 @@ async function freePort(): Promise<number> {
 }
 
 /**
- * A model repository holding breast-cancer 1.1.0 with a 500 ms batch window: the jobs of a worker
- * using it stay active long enough to be certainly in flight when the worker gets SIGTERM.
+ * A model repository holding breast-cancer 1.1.0 with a 1.5 s batch window: the jobs of a worker
+ * using it stay active long enough to be certainly in flight when the worker gets SIGTERM (with
+ * 500 ms, a job seen active 200 ms after it was taken could end before the signal on a busy machine).
  */
 function slowRepository(): string {
   const dir = mkdtempSync(join(tmpdir(), 'inferq-e2e-'));
@@ -42,7 +43,7 @@ function slowRepository(): string {
     join(to, 'model.json'),
     JSON.stringify({
       ...card,
-      batching: { maxBatchSize: 64, maxBatchDelayMs: 500, runWhenIdle: false },
+      batching: { maxBatchSize: 64, maxBatchDelayMs: 1500, runWhenIdle: false },
     }),
   );
   return dir;
@@ -160,7 +161,7 @@ describe('inferq api and worker processes', () => {
         return r;
       }),
     );
-    // Stop worker A in the middle of the burst, while it holds jobs (in its 500 ms batch window).
+    // Stop worker A in the middle of the burst, while it holds jobs (in its 1.5 s batch window).
     // Requests are gathered into few jobs, which worker B may take all of: keep sending until
     // worker A holds one.
     let extra = 0;
