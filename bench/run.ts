@@ -32,6 +32,7 @@ import * as s from './scenarios.js';
 const quick = process.argv.includes('--quick');
 /** Only the CLI batch scenario (and the in-process pipeline beside it). */
 const onlyBatch = process.argv.includes('--only-batch');
+const onlyWaiters = process.argv.includes('--only-waiters');
 /** Writes CPU profiles of the CLI batch's API, worker and CLI to bench/results/profiles/. */
 const profile = process.argv.includes('--profile');
 const rowsArg = process.argv.indexOf('--rows');
@@ -192,6 +193,23 @@ async function batchOnly(procs: Processes, report: Report): Promise<number> {
   return 'error' in report.cliBatch ? 1 : 0;
 }
 
+/** `--only-waiters`: the long-poll scenario alone (WAITERS polls), with its own Redis. */
+async function waitersOnly(procs: Processes): Promise<number> {
+  const redisPort = await freePort();
+  await startRedis(procs, redisPort);
+  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  const admin = new Redis(redisUrl);
+  try {
+    const b: Bench = { redisUrl, admin, procs, rows: new RowNumbers() };
+    log(`waiters: ${WAITERS} long-polls`);
+    const result = await waiters(b, inferqEnv(redisUrl, '{benchwait}'), WAITERS);
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return result.answered === WAITERS ? 0 : 1;
+  } finally {
+    admin.disconnect();
+  }
+}
+
 async function main(): Promise<number> {
   const procs = new Processes();
   const stop = () => void procs.stopAll().then(() => process.exit(130));
@@ -208,6 +226,13 @@ async function main(): Promise<number> {
     source: source(),
     loadAverage: [round(loadavg()[0] ?? NaN, 1), NaN],
   } as Report;
+  if (onlyWaiters) {
+    try {
+      return await waitersOnly(procs);
+    } finally {
+      await procs.stopAll();
+    }
+  }
   if (onlyBatch) {
     try {
       return await batchOnly(procs, report);
