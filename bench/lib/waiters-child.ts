@@ -49,10 +49,14 @@ function longPoll(id: string): { sent: Promise<void>; answer: Promise<Answer> } 
   const sent = new Promise<void>((resolve) => (written = resolve));
   const answer = new Promise<Answer>((resolve) => {
     const req = request(`${apiUrl}/v1/jobs/${id}?wait=60`, { agent: false }, (res) => {
-      // Timed when the answer's head arrives, before this process spends anything on its body.
-      const answeredAt = Date.now();
+      // Timed when the answer's first body bytes arrive, before this process parses them: the
+      // API may send the head of a long-poll's 200 at once and its body when the job ends.
+      let answeredAt = 0;
       let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('data', (d: Buffer) => {
+        answeredAt ||= Date.now();
+        text += d.toString();
+      });
       res.on('end', () => {
         const outcome = (status: string) => `${res.statusCode} ${status}`;
         try {

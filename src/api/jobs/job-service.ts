@@ -141,11 +141,24 @@ export class JobService {
   }
 
   /** Waits for a job to end, at most `waitMs`; falls back to reading the job when no event came. */
-  async waitFor(ref: JobRef, waitMs: number): Promise<JobOutcome | undefined> {
+  async waitFor(
+    ref: JobRef,
+    waitMs: number,
+    signal?: AbortSignal,
+  ): Promise<JobOutcome | undefined> {
     const wait = this.hub.wait(ref.jobId, waitMs, { poll: true });
-    const done = await this.hub.peek(ref.jobId).catch(() => undefined);
-    if (done) this.hub.settle(ref.jobId, done);
-    return (await wait.promise) ?? (await this.hub.peek(ref.jobId));
+    // The asker went away: its wait ends now (the promise below then resolves undefined).
+    const stop = () => wait.cancel();
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      const done = await this.hub.peek(ref.jobId).catch(() => undefined);
+      if (done) this.hub.settle(ref.jobId, done);
+      const outcome = await wait.promise;
+      if (signal?.aborted) return undefined;
+      return outcome ?? (await this.hub.peek(ref.jobId));
+    } finally {
+      signal?.removeEventListener('abort', stop);
+    }
   }
 
   /**

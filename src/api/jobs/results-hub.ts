@@ -16,6 +16,7 @@ type Listener = (outcome: JobOutcome | undefined) => void;
 /** A registered wait; `cancel` drops it without resolving. */
 export interface Wait {
   promise: Promise<JobOutcome | undefined>;
+  /** Ends the wait now: the promise resolves undefined. */
   cancel(): void;
 }
 
@@ -167,10 +168,8 @@ export class ResultHub {
     this.schedule(jobId, options.poll ?? false, options.watchActive ?? false);
     return {
       promise,
-      cancel: () => {
-        clearTimeout(timer);
-        this.remove(jobId, listener);
-      },
+      // Ends the wait now: its promise resolves undefined.
+      cancel: () => listener(undefined),
     };
   }
 

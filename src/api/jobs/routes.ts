@@ -10,6 +10,7 @@ import { JobRequestSchema, parseOrThrow, toInput } from '../../shared/schemas.js
 import { assertAccepting, type ApiDeps, type AppEnv } from '../deps.js';
 import { readJson } from '../http/request-body.js';
 import { cacheScope, jobRefOf, ownerOf } from '../http/owner.js';
+import { deferredJson } from '../http/deferred-json.js';
 import { askedWaitS } from '../http/prefer.js';
 import {
   API_KEY_SECURITY,
@@ -129,11 +130,19 @@ export function jobRoutes(deps: ApiDeps): RouteApp {
     ViewRoute,
     async (c) => {
       const { id, owner, ref } = await jobParam(c, deps);
-      let view = await jobs.view(owner, ref, id);
+      const view = await jobs.view(owner, ref, id);
       const waitS = askedWaitS(c.req.query('wait'), c.req.header('prefer'), config.MAX_WAIT_S);
       if (waitS > 0 && (view.status === 'queued' || view.status === 'active')) {
-        const outcome = await jobs.waitFor(ref, waitS * 1000);
-        view = jobs.settled(view, ref, outcome) ?? (await jobs.view(owner, ref, id));
+        // The answer is 200 whatever the wait brings: the handler returns now and the view is
+        // written when the job ends or the wait runs out (see deferredJson).
+        const later = async (signal: AbortSignal) => {
+          const outcome = await jobs.waitFor(ref, waitS * 1000, signal).catch(() => undefined);
+          return (jobs.settled(view, ref, outcome) ??
+            (await jobs.view(owner, ref, id).catch(() => view))) satisfies z.infer<
+            typeof JobViewSchema
+          >;
+        };
+        return deferredJson(c, later, { closing: deps.isShuttingDown });
       }
       return c.json(view satisfies z.infer<typeof JobViewSchema>);
     },

@@ -1,0 +1,86 @@
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Context } from 'hono';
+
+/** @hono/node-server writes nothing for a response carrying this header: the handler does. */
+const ALREADY_SENT = 'x-hono-already-sent';
+
+/** What a deferred answer needs besides its value. */
+export interface DeferredOptions {
+  /** Whether the server is shutting down: the answer then closes its connection. */
+  closing: () => boolean;
+}
+
+/**
+ * Answers 200 with a JSON value that `produce` resolves later (a long-poll whose status is 200
+ * whatever the wait brings). `produce` must not reject; it gets a signal that aborts when the
+ * client goes away.
+ *
+ * Served by @hono/node-server, the handler returns at once and the middleware chain completes;
+ * the value is written to the Node response when it comes, with the headers the middlewares set
+ * meanwhile. A waiting request then holds its socket, its Node request and response and the wait
+ * itself, not the suspended frames of every middleware with their contexts (about 20 KB of heap
+ * a request, which made 10,000 long-polls cost the API 300 MB). Without a Node response (the
+ * app called in-process), the body is a stream that ends with the value.
+ */
+export function deferredJson(
+  c: Context,
+  produce: (signal: AbortSignal) => Promise<unknown>,
+  options: DeferredOptions,
+): Response {
+  const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+  if (!outgoing) return c.body(streamed(produce), 200, { 'content-type': 'application/json' });
+  // Separate functions, so that no closure the wait keeps shares a scope that holds `c`.
+  sendLater(outgoing, produce, headersOf(c), options.closing);
+  // Through c.body: the headers set before the handler ran (X-Request-Id) are kept.
+  return c.body(null, 200, { [ALREADY_SENT]: '1', 'content-type': 'application/json' });
+}
+
+/**
+ * The headers the middlewares set (some replace the response: c.res), copied once they all ran:
+ * the wait then holds a few strings, not the context with its request and response.
+ */
+function headersOf(c: Context): Promise<OutgoingHttpHeaders> {
+  return new Promise((resolve) =>
+    setImmediate(() => {
+      const headers: OutgoingHttpHeaders = {};
+      c.res.headers.forEach((value, name) => {
+        if (name !== ALREADY_SENT) headers[name] = value;
+      });
+      resolve(headers);
+    }),
+  );
+}
+
+function sendLater(
+  outgoing: ServerResponse,
+  produce: (signal: AbortSignal) => Promise<unknown>,
+  headersLater: Promise<OutgoingHttpHeaders>,
+  closing: () => boolean,
+): void {
+  const gone = new AbortController();
+  const onClose = () => gone.abort();
+  outgoing.once('close', onClose);
+  void Promise.all([produce(gone.signal), headersLater]).then(([value, headers]) => {
+    outgoing.off('close', onClose);
+    if (gone.signal.aborted || outgoing.writableEnded || outgoing.headersSent) return;
+    const body = Buffer.from(JSON.stringify(value));
+    headers['content-length'] = body.length;
+    if (closing()) headers.connection = 'close';
+    outgoing.writeHead(200, headers);
+    outgoing.end(body);
+  });
+}
+
+/** The body of an answer served in-process (no Node response): a stream ending with the value. */
+function streamed(produce: (signal: AbortSignal) => Promise<unknown>): ReadableStream<Uint8Array> {
+  const gone = new AbortController();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const value = await produce(gone.signal);
+      if (gone.signal.aborted) return;
+      controller.enqueue(new TextEncoder().encode(JSON.stringify(value)));
+      controller.close();
+    },
+    cancel: () => gone.abort(),
+  });
+}
