@@ -52,7 +52,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
     // A refused body must not cost the client's next request on the socket: see closeAfterBody.
     if (bodyUnread(c)) c.res = await closeAfterBody(c);
     // Keep-alive clients would otherwise keep server.close() waiting until the shutdown timeout.
-    else if (deps.isShuttingDown()) c.header('Connection', 'close');
+    else if (deps.isShuttingDown(c.req.raw)) c.header('Connection', 'close');
   });
   // Metrics, request log, API keys (/v1, /v2), rate limit, compression.
   useOperations(app, deps);

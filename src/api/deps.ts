@@ -38,8 +38,11 @@ export interface ApiDeps {
   hub: ResultHub;
   /** Public ids of jobs: encrypted per owner with the deployment's secret. */
   ids: IdSecret;
-  /** True once shutdown began: new work gets 503. */
-  isShuttingDown: () => boolean;
+  /**
+   * True once shutdown began: new work gets 503. Given the request being served (`c.req.raw`),
+   * false for one that arrived before the signal: it is served to the end.
+   */
+  isShuttingDown: (request?: Request) => boolean;
   /** Prometheus metrics of this API process (its own registry). */
   metrics: ApiMetrics;
 }
@@ -54,7 +57,10 @@ export interface AppEnv {
 }
 
 /** Refuses new work with 503 once shutdown began (work already accepted is still answered). */
-export function assertAccepting(deps: Pick<ApiDeps, 'isShuttingDown'>): void {
-  if (deps.isShuttingDown())
+export function assertAccepting(
+  deps: Pick<ApiDeps, 'isShuttingDown'>,
+  request: Request | undefined,
+): void {
+  if (deps.isShuttingDown(request))
     throw new ApiError('unavailable', 'The server is shutting down; retry.', undefined, 1);
 }

@@ -157,7 +157,7 @@ export function batchRoutes(deps: ApiDeps): RouteApp {
   const { config, batches, depth, logger } = deps;
 
   mount(app, SubmitRoute, async (c) => {
-    assertAccepting(deps);
+    assertAccepting(deps, c.req.raw);
     depth.check();
     const { model, stager, priority } = await stageUpload(c, deps);
     try {

@@ -9,9 +9,11 @@ const HEALTH_PATH = /^\/(v2\/)?health\//;
  * Refuses a request that arrived after shutdown began with 503 `unavailable` and
  * `Retry-After: 1`; the server closes its connection after the answer (ShutdownGate).
  */
-export function refuseWhileShuttingDown(isShuttingDown: () => boolean): MiddlewareHandler<AppEnv> {
+export function refuseWhileShuttingDown(
+  isShuttingDown: (request: Request) => boolean,
+): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    if (isShuttingDown() && !HEALTH_PATH.test(c.req.path)) {
+    if (isShuttingDown(c.req.raw) && !HEALTH_PATH.test(c.req.path)) {
       throw new ApiError(
         'unavailable',
         'The server is shutting down; retry on a new connection.',

@@ -90,7 +90,7 @@ export function jobRoutes(deps: ApiDeps): RouteApp {
     const body = parseOrThrow(JobRequestSchema, await readJson(c));
     const model = repository.resolve(body.model, body.version);
     const input = toInput(body, model.rowSize, config.MAX_INSTANCES);
-    assertAccepting(deps);
+    assertAccepting(deps, c.req.raw);
     depth.check();
     const owner = ownerOf(c);
     const ids = await deps.ids.ids();

@@ -27,6 +27,8 @@ export interface RunOptions {
   owner: Owner;
   /** Request id for the job's logs. */
   requestId?: string;
+  /** The HTTP request served, if any: one that arrived before shutdown began is served to the end. */
+  request?: Request;
 }
 
 /** A job to run: its payload (without the cache key) and the content hash of its inputs. */
@@ -71,7 +73,7 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
   const lookup =
     cacheKey !== undefined &&
     !spec.data.tensors &&
-    !deps.isShuttingDown() &&
+    !deps.isShuttingDown(options.request) &&
     !deps.depth.full &&
     deps.gather.canLookUp(spec);
   if (cacheKey && !lookup) {
@@ -96,7 +98,7 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
       return { status: 'completed', id, result, cached: true, cacheMs };
     }
   }
-  assertAccepting(deps);
+  assertAccepting(deps, options.request);
   depth.check();
   const ids = await deps.ids.ids();
   if (!spec.data.tensors)

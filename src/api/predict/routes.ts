@@ -103,6 +103,7 @@ export function predictRoutes(deps: ApiDeps): RouteApp {
       waitMs: waitS * 1000,
       owner: ownerOf(c),
       requestId: c.get('requestId'),
+      request: c.req.raw,
     });
     if (run.cacheMs !== undefined) setMetric(c, 'cache', run.cacheMs);
     if (run.status === 'accepted') return accepted(c, deps, run.id, run.ref);

@@ -210,6 +210,7 @@ export function v2Routes(deps: ApiDeps): RouteApp {
           waitMs: Math.max(waitS, 1) * 1000,
           owner: ownerOf(c),
           requestId: c.get('requestId'),
+          request: c.req.raw,
         });
         if (run.cacheMs !== undefined) setMetric(c, 'cache', run.cacheMs);
         if (run.status === 'accepted') {
