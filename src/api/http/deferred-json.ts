@@ -1,5 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Context } from 'hono';
+import { ApiError, errorBody } from '../../shared/errors.js';
 
 /** @hono/node-server writes nothing for a response carrying this header: the handler does. */
 const ALREADY_SENT = 'x-hono-already-sent';
@@ -8,6 +9,8 @@ const ALREADY_SENT = 'x-hono-already-sent';
 export interface DeferredOptions {
   /** Whether the server is shutting down: the answer then closes its connection. */
   closing: () => boolean;
+  /** Told of an answer that could not be written (then a 500 in the envelope is sent). */
+  onError: (err: unknown) => void;
 }
 
 /**
@@ -30,7 +33,7 @@ export function deferredJson(
   const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
   if (!outgoing) return c.body(streamed(produce), 200, { 'content-type': 'application/json' });
   // Separate functions, so that no closure the wait keeps shares a scope that holds `c`.
-  sendLater(outgoing, produce, headersOf(c), options.closing);
+  sendLater(outgoing, produce, headersOf(c), options);
   // Through c.body: the headers set before the handler ran (X-Request-Id) are kept.
   return c.body(null, 200, { [ALREADY_SENT]: '1', 'content-type': 'application/json' });
 }
@@ -55,20 +58,30 @@ function sendLater(
   outgoing: ServerResponse,
   produce: (signal: AbortSignal) => Promise<unknown>,
   headersLater: Promise<OutgoingHttpHeaders>,
-  closing: () => boolean,
+  { closing, onError }: DeferredOptions,
 ): void {
   const gone = new AbortController();
   const onClose = () => gone.abort();
   outgoing.once('close', onClose);
-  void Promise.all([produce(gone.signal), headersLater]).then(([value, headers]) => {
-    outgoing.off('close', onClose);
-    if (gone.signal.aborted || outgoing.writableEnded || outgoing.headersSent) return;
-    const body = Buffer.from(JSON.stringify(value));
-    headers['content-length'] = body.length;
-    if (closing()) headers.connection = 'close';
-    outgoing.writeHead(200, headers);
-    outgoing.end(body);
-  });
+  void Promise.all([produce(gone.signal), headersLater])
+    .then(([value, headers]) => {
+      outgoing.off('close', onClose);
+      if (gone.signal.aborted || outgoing.writableEnded || outgoing.headersSent) return;
+      const body = Buffer.from(JSON.stringify(value));
+      headers['content-length'] = body.length;
+      if (closing()) headers.connection = 'close';
+      outgoing.writeHead(200, headers);
+      outgoing.end(body);
+    })
+    .catch((err: unknown) => {
+      // Not expected (`produce` does not reject): answer 500 in the envelope, never a stack trace.
+      onError(err);
+      outgoing.off('close', onClose);
+      if (outgoing.headersSent || outgoing.destroyed) return void outgoing.destroy();
+      const body = JSON.stringify(errorBody(new ApiError('internal_error')));
+      outgoing.writeHead(500, { 'content-type': 'application/json' });
+      outgoing.end(body);
+    });
 }
 
 /** The body of an answer served in-process (no Node response): a stream ending with the value. */

@@ -142,7 +142,10 @@ export function jobRoutes(deps: ApiDeps): RouteApp {
             typeof JobViewSchema
           >;
         };
-        return deferredJson(c, later, { closing: deps.isShuttingDown });
+        return deferredJson(c, later, {
+          closing: () => deps.isShuttingDown(),
+          onError: (err) => deps.logger.error({ err, jobId: ref.jobId }, 'long-poll answer failed'),
+        });
       }
       return c.json(view satisfies z.infer<typeof JobViewSchema>);
     },
