@@ -222,6 +222,10 @@ describe('InferqClient: batches', () => {
     const raw = await collect(client.batchResultLines(batch.id));
     expect(raw.map((line) => JSON.parse(line) as unknown)).toEqual(results);
     expect(raw.every((line) => line.startsWith('{"index":'))).toBe(true);
+    // And as bytes in blocks of whole lines: the same text.
+    const blocks = await collect(client.batchResultBlocks(batch.id));
+    expect(blocks.every((b) => b[b.length - 1] === 0x0a)).toBe(true);
+    expect(Buffer.concat(blocks).toString()).toBe(raw.map((line) => `${line}\n`).join(''));
   });
 
   it('rejects a bad line 7 with 422 naming it, without sending the rest of the stream', async () => {
