@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { readLines, readNdjson, readServerEvents, uploadBody } from '../../src/client/streams.js';
+import {
+  readLineBlocks,
+  readLines,
+  readNdjson,
+  readServerEvents,
+  uploadBody,
+} from '../../src/client/streams.js';
 
 /** A byte stream delivering `chunks` one by one, as a socket would. */
 function bytes(...chunks: (string | Uint8Array)[]): ReadableStream<Uint8Array> {
@@ -17,6 +23,14 @@ async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   for await (const item of items) out.push(item);
   return out;
 }
+
+describe('readLineBlocks', () => {
+  it('hands over whole lines only, whatever the chunk borders, and a last line without newline', async () => {
+    const blocks = await collect(readLineBlocks(bytes('ab', 'c\nd', 'e', 'f\ng\nh', 'i')));
+    const text = blocks.map((b) => Buffer.from(b).toString());
+    expect(text).toEqual(['abc\n', 'def\ng\n', 'hi']);
+  });
+});
 
 describe('readLines', () => {
   it('splits lines across chunk borders, CRLF included, and keeps a last line without newline', async () => {
