@@ -92,9 +92,18 @@ const UPLOAD_READ_BYTES = 1 << 20;
  */
 type UploadForm = 'as-is' | 'parquet' | 'items';
 
-async function parquetLines(file: string, read: ReadRowsOptions) {
+/** What one attempt of an upload sends, read afresh from the file. */
+async function uploadSource(
+  form: UploadForm,
+  file: string,
+  read: ReadRowsOptions,
+  sent: { all: boolean },
+) {
+  if (form === 'as-is')
+    return { ndjson: sentAll(createReadStream(file, { highWaterMark: UPLOAD_READ_BYTES }), sent) };
+  if (form === 'items') return items(file, read, sent);
   const { parquetNdjson } = await import('./parquet-input.js');
-  return parquetNdjson(file, read);
+  return { ndjson: sentAll(parquetNdjson(file, read), sent) };
 }
 
 /** The file's bytes, noting when the last chunk was handed over. */
@@ -142,12 +151,7 @@ async function upload(
   for (let attempt = 1; ; attempt++) {
     const sent = { all: false };
     try {
-      const source =
-        form === 'as-is'
-          ? { ndjson: sentAll(createReadStream(file, { highWaterMark: UPLOAD_READ_BYTES }), sent) }
-          : form === 'parquet'
-            ? { ndjson: sentAll(await parquetLines(file, read), sent) }
-            : items(file, read, sent);
+      const source = await uploadSource(form, file, read, sent);
       return await client.createBatch(model.name, source, {
         version: model.version,
         priority: options.priority,

@@ -150,33 +150,40 @@ function itemId(value: unknown, column: string): string | undefined {
   return String(value);
 }
 
+/** A column's decoded pages (hyparquet hands them over page by page), in row order. */
+type Pages = { start: number; data: ArrayLike<unknown> }[];
+
+/** Calls `take` with the first `rows` values of the pages in row order; returns how many. */
+function eachValue(pages: Pages, rows: number, take: (value: unknown, row: number) => void) {
+  let row = 0;
+  for (const { data } of pages)
+    for (let i = 0; i < data.length && row < rows; i++, row++) take(data[i], row);
+  return row;
+}
+
 /**
- * Packs one column's decoded pages into doubles, checking each value: the first bad one is
- * noted (and NaN stored), not thrown, so that the rows before it still go up.
+ * Packs one column's pages into doubles, checking each value: the first bad one is noted (and NaN
+ * stored), not thrown, so that the rows before it still go up.
  */
 function packFeature(
-  pages: { start: number; data: ArrayLike<unknown> }[],
+  pages: Pages,
   rows: number,
   column: string,
 ): { values: Float64Array; bad?: { row: number; message: string } } {
   const values = new Float64Array(rows).fill(NaN);
   let bad: { row: number; message: string } | undefined;
-  let row = 0;
-  for (const { data } of pages.sort((a, b) => a.start - b.start)) {
-    for (let i = 0; i < data.length && row < rows; i++, row++) {
-      const value = data[i];
-      if (typeof value === 'number' && Math.abs(value) <= FLOAT32_MAX) {
-        values[row] = value;
-        continue;
-      }
-      try {
-        values[row] = toFeature(value, column);
-      } catch (err) {
-        bad ??= { row, message: (err as Error).message };
-      }
+  const read = eachValue(pages, rows, (value, row) => {
+    if (typeof value === 'number' && Math.abs(value) <= FLOAT32_MAX) {
+      values[row] = value;
+      return;
     }
-  }
-  if (row < rows) bad ??= { row, message: `column '${column}' is empty` };
+    try {
+      values[row] = toFeature(value, column);
+    } catch (err) {
+      bad ??= { row, message: (err as Error).message };
+    }
+  });
+  if (read < rows) bad ??= { row: read, message: `column '${column}' is empty` };
   return bad ? { values, bad } : { values };
 }
 
@@ -186,14 +193,14 @@ interface Source {
   metadata: Hyparquet.FileMetaData;
 }
 
-/** The decoded pages of one column over rows [start, end). */
+/** The decoded pages of one column over rows [start, end), in row order. */
 async function readColumn(
   libs: Libraries,
   source: Source,
   column: string,
   [rowStart, rowEnd]: [number, number],
-): Promise<{ start: number; data: ArrayLike<unknown> }[]> {
-  const pages: { start: number; data: ArrayLike<unknown> }[] = [];
+): Promise<Pages> {
+  const pages: Pages = [];
   await libs.hyparquet
     .parquetRead({
       file: source.file,
@@ -207,7 +214,7 @@ async function readColumn(
     .catch((err: unknown) => {
       throw new CliError(`cannot read ${source.path}: ${(err as Error).message}`);
     });
-  return pages;
+  return pages.sort((a, b) => a.start - b.start);
 }
 
 /**
@@ -231,11 +238,8 @@ async function readRange(
     if (bad && (!group.bad || bad.row < group.bad.row)) group.bad = bad;
   }
   if (layout.id !== undefined) {
-    const pages = await readColumn(libs, source, layout.id, range);
     const ids = new Array<unknown>(rows);
-    let row = 0;
-    for (const { data } of pages.sort((a, b) => a.start - b.start))
-      for (let i = 0; i < data.length && row < rows; i++) ids[row++] = data[i];
+    eachValue(await readColumn(libs, source, layout.id, range), rows, (id, row) => (ids[row] = id));
     group.id = ids;
   }
   return group;

@@ -43,6 +43,13 @@ function attemptsLeft(job: Job): number {
   return (job.opts.attempts ?? 1) - job.attemptsMade - 1;
 }
 
+/** The given rows of a row-major block, in one block of their own. */
+function gatherRows(values: Float32Array, rowSize: number, rows: number[]): Float32Array {
+  const out = new Float32Array(rows.length * rowSize);
+  rows.forEach((row, j) => out.set(rowOf(values, rowSize, row), j * rowSize));
+  return out;
+}
+
 function failAll(rows: number, code: ErrorCode, message: string): RowOutcome[] {
   return Array.from({ length: rows }, () => ({ error: { code, message } }));
 }
@@ -87,10 +94,7 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
     const misses = outcomes.flatMap((o, i) => (o ? [] : [i]));
     if (misses.length > 0) {
       // Usually every row missed: then the rows go as they are, else the misses are gathered.
-      const missValues =
-        misses.length === rows ? values : new Float32Array(misses.length * rowSize);
-      if (missValues !== values)
-        misses.forEach((row, j) => missValues.set(rowOf(values, rowSize, row), j * rowSize));
+      const missValues = misses.length === rows ? values : gatherRows(values, rowSize, misses);
       // Bigger runs than online ones, unless the model asks for a limit: nobody waits on one row.
       const maxBatch =
         loaded.model.batching?.maxBatchSize ?? Math.max(config.MAX_BATCH_SIZE, CHUNK_RUN_ROWS);
