@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { ndjsonPipeline, ndjsonRows, rawInference } from './limits.js';
 import { inferqEnv, sleep, startApi, startWorker, warmUp } from './lib/deployment.js';
-import { merge, type Bench, type Run } from './lib/measure.js';
+import { merge, type Bench, type Measured, type Run } from './lib/measure.js';
 import { lineChart } from './lib/plot.js';
 import { freePort, Processes, startRedis } from './lib/procs.js';
 import { costBetween, redisSnapshot } from './lib/redis-info.js';
@@ -33,7 +33,12 @@ const quick = process.argv.includes('--quick');
 /** Only the CLI batch scenario (and the in-process pipeline beside it). */
 const onlyBatch = process.argv.includes('--only-batch');
 const onlyWaiters = process.argv.includes('--only-waiters');
-/** Writes CPU profiles of the CLI batch's API, worker and CLI to bench/results/profiles/. */
+/** Only the online scenarios (bare route, hits, misses at 1 and 64 connections). */
+const onlyOnline = process.argv.includes('--only-online');
+/**
+ * Writes CPU profiles to bench/results/profiles/: of the CLI batch's API, worker and CLI, or with
+ * `--only-online` of the API and worker under the online load.
+ */
 const profile = process.argv.includes('--profile');
 const rowsArg = process.argv.indexOf('--rows');
 /** Rows of the CLI batch (issue 14: 1,000,000; 100,000 in the quick run). */
@@ -113,12 +118,13 @@ async function online(b: Bench, apiUrl: string, bareUrl: string, report: Report)
   report.bare = merge(64, bare);
   report.hit = [merge(1, hit1), merge(64, hit64)];
   report.miss = [merge(1, miss1), merge(64, miss64)];
-  if (!quick) {
+  if (!quick && !onlyOnline) {
     log('online: miss @16 and @256 (latency against concurrency)');
     for (const c of [16, 256])
       report.miss.push(merge(c, [await s.cacheMiss(b, apiUrl, c, DURATION_S)]));
     report.miss.sort((x, y) => x.connections - y.connections);
   }
+  if (onlyOnline) return;
   log('online: Server-Timing of sequential hits and misses');
   report.breakdown = await s.breakdowns(b, apiUrl, 50);
 }
@@ -210,6 +216,49 @@ async function waitersOnly(procs: Processes): Promise<number> {
   }
 }
 
+/** `--only-online`: the online scenarios alone, with their own Redis; prints the report. */
+async function onlineOnly(procs: Processes, report: Report): Promise<number> {
+  const redisPort = await freePort();
+  await startRedis(procs, redisPort);
+  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  const admin = new Redis(redisUrl);
+  const profileDir = profile
+    ? fileURLToPath(new URL('./results/profiles/', import.meta.url))
+    : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  try {
+    const b: Bench = { redisUrl, admin, procs, rows: new RowNumbers() };
+    const env = inferqEnv(redisUrl);
+    const bareUrl = await startBare(procs, redisUrl);
+    const worker = startWorker(procs, env, nodeArgs);
+    const api = await startApi(procs, env, nodeArgs);
+    await warmUp(api.url, b.rows, 50);
+    await online(b, api.url, bareUrl, report);
+    // SIGTERM lets both write their profiles.
+    await procs.stop(api.child);
+    await procs.stop(worker);
+  } finally {
+    admin.disconnect();
+  }
+  const line = (name: string, r: Measured) =>
+    `${name.padEnd(10)} ${round(r.reqPerSec, 0)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms` +
+    `  Redis ${round(r.redis.cpuUs, 1)} µs ${round(r.redis.commands, 2)} cmds\n`;
+  const [hit1, hit64] = report.hit;
+  const [miss1, miss64] = report.miss;
+  process.stdout.write(
+    line('bare @64', report.bare) +
+      line('hit @1', hit1!) +
+      line('hit @64', hit64!) +
+      line('miss @1', miss1!) +
+      line('miss @64', miss64!) +
+      `hit/bare ${round(hit64!.reqPerSec / report.bare.reqPerSec, 3)}` +
+      `  miss-hit p50 ${round(miss1!.p50 - hit1!.p50, 2)} ms` +
+      `  miss/hit @64 ${round(miss64!.reqPerSec / hit64!.reqPerSec, 3)}\n`,
+  );
+  return 0;
+}
+
 async function main(): Promise<number> {
   const procs = new Processes();
   const stop = () => void procs.stopAll().then(() => process.exit(130));
@@ -229,6 +278,13 @@ async function main(): Promise<number> {
   if (onlyWaiters) {
     try {
       return await waitersOnly(procs);
+    } finally {
+      await procs.stopAll();
+    }
+  }
+  if (onlyOnline) {
+    try {
+      return await onlineOnly(procs, report);
     } finally {
       await procs.stopAll();
     }

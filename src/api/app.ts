@@ -1,14 +1,12 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { requestId } from 'hono/request-id';
-import { timing } from 'hono/timing';
 import { ApiError, errorBody } from '../shared/errors.js';
 import { isUnavailableError } from '../shared/redis.js';
 import type { ApiDeps, AppEnv } from './deps.js';
 import { refuseWhileShuttingDown } from './http/shutdown-drain.js';
 import { limitBody, limitDeclared } from './http/request-body.js';
-import { bodyUnread, closeAfterBody } from './http/unread-body.js';
+import { requestFrame } from './http/request-frame.js';
 import { operationsRoutes, useOperations } from './ops/operator-wiring.js';
 import { batchRoutes } from './batches/routes.js';
 import { isNdjsonBatchUpload } from './batches/upload-request.js';
@@ -45,16 +43,9 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ strict: false });
   const { logger } = deps;
 
-  app.use('*', requestId({ limitLength: 200 }));
-  app.use('*', timing({ totalDescription: 'total' }));
-  app.use('*', async (c, next) => {
-    await next();
-    // A refused body must not cost the client's next request on the socket: see closeAfterBody.
-    if (bodyUnread(c)) c.res = await closeAfterBody(c);
-    // Keep-alive clients would otherwise keep server.close() waiting until the shutdown timeout.
-    else if (deps.isShuttingDown(c.req.raw)) c.header('Connection', 'close');
-  });
-  // Metrics, request log, API keys (/v1, /v2), rate limit, compression.
+  // Request id, Server-Timing, HTTP metrics, request log, connection end.
+  app.use('*', requestFrame(deps));
+  // API keys (/v1, /v2), rate limit, compression.
   useOperations(app, deps);
   app.use('*', refuseWhileShuttingDown(deps.isShuttingDown));
   const bodyLimit = limitBody(deps.config.MAX_BODY_BYTES);

@@ -13,6 +13,7 @@ import type { OnlineGatherer } from './predict/request-gathering.js';
 import type { IdSecret } from './jobs/public-ids.js';
 import type { QueueDepth } from './ops/queue-depth.js';
 import type { ResultHub } from './jobs/results-hub.js';
+import type { Frame } from './http/request-frame.js';
 
 /** Everything the routes need, built by main.ts (or a test) and passed to createApp. */
 export interface ApiDeps {
@@ -51,6 +52,8 @@ export interface ApiDeps {
 export interface AppEnv {
   Variables: {
     requestId: string;
+    /** The request's id, Server-Timing entries and start (http/request-frame). */
+    frame: Frame;
     /** SHA-256 (hex) of the request's API key, set by the auth middleware. */
     apiKeyId: string | undefined;
   };

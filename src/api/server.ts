@@ -60,8 +60,19 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     name: 'inferq-api',
   });
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
+  // BullMQ's queues get a connection of their own: BullMQ defines its ~50 scripts on the one it
+  // is given, and ioredis copies every defined script onto each auto-pipeline it opens, which
+  // made each cache read pay for BullMQ's scripts. `redis` serves the service's own commands.
+  const queueRedis = createRedis({
+    ...topologyOf(config),
+    role: 'producer',
+    name: 'inferq-api-queue',
+  });
+  queueRedis.on('error', (err: Error) =>
+    logger.debug({ err: err.message }, 'queue connection error'),
+  );
   // Start answering even while Redis is away (503s, health), but not before a reachable one is ready.
-  await waitForReady(redis, 3000).catch(() =>
+  await Promise.all([waitForReady(redis, 3000), waitForReady(queueRedis, 3000)]).catch(() =>
     logger.warn('redis not ready at start; answering 503 until it is'),
   );
   const keys = keysOf(config);
@@ -70,7 +81,7 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
   const queue = new ShardedQueue<PredictJobData, PredictJobResult>(
     PREDICT_QUEUE,
     prefixes,
-    { connection: redis },
+    { connection: queueRedis },
     jobShard,
   );
   queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
@@ -94,10 +105,15 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     3000,
   );
   // Batch chunks live in their own queue (see BATCH_QUEUE); their ends reach the same hub.
-  const batchQueue = new ShardedQueue(BATCH_QUEUE, prefixes, { connection: redis }, (jobId) => {
-    const chunk = parseChunkJobId(jobId);
-    return chunk ? chunkShard(chunk.batchId, chunk.chunk, prefixes.length) : 0;
-  });
+  const batchQueue = new ShardedQueue(
+    BATCH_QUEUE,
+    prefixes,
+    { connection: queueRedis },
+    (jobId) => {
+      const chunk = parseChunkJobId(jobId);
+      return chunk ? chunkShard(chunk.batchId, chunk.chunk, prefixes.length) : 0;
+    },
+  );
   batchQueue.on('error', (err) => logger.warn({ err: err.message }, 'batch queue error'));
   const batchEventsRedis = createRedis({
     ...topologyOf(config),
@@ -176,7 +192,9 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
         Promise.all([queue.close(), batchQueue.close(), ...batchEvents.map((e) => e.close())]),
         reachable ? 5000 : 200,
       );
-      await Promise.all([closeRedis(redis), closeRedis(replies), closeRedis(batchEventsRedis)]);
+      await Promise.all(
+        [redis, queueRedis, replies, batchEventsRedis].map((connection) => closeRedis(connection)),
+      );
     },
   };
 }

@@ -110,7 +110,7 @@ async function copyResultBytes(
       if (run >= 0) await write(bytes.subarray(run, upTo));
       run = -1;
     };
-    for (let start = 0; start < bytes.length; ) {
+    for (let start = 0; start < bytes.length;) {
       const newline = bytes.indexOf(0x0a, start);
       const end = newline < 0 ? bytes.length : newline;
       const next = end + 1;

@@ -6,13 +6,7 @@ import {
   type SubmitJobOptions,
   type WaitOptions,
 } from './options.js';
-import {
-  readLineBlocks,
-  readLines,
-  readNdjson,
-  readServerEvents,
-  uploadBody,
-} from './streams.js';
+import { readLineBlocks, readLines, readNdjson, readServerEvents, uploadBody } from './streams.js';
 import {
   seg,
   Transport,

@@ -5,6 +5,7 @@ import type { ModelVersion } from '../../shared/model-repository.js';
 import { parseOrThrow } from '../../shared/schemas.js';
 import type { ApiDeps, AppEnv } from '../deps.js';
 import { ownerOf } from '../http/owner.js';
+import { headerOf } from '../http/node-request.js';
 import { readJson } from '../http/request-body.js';
 import { stageItems, stageNdjson, type ChunkStager } from './batch-upload.js';
 
@@ -14,9 +15,9 @@ const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'app
 
 /** Whether a request is an NDJSON batch upload, which MAX_BODY_BYTES does not bound. */
 export function isNdjsonBatchUpload(c: Context): boolean {
-  // Runs for every request: the cheap checks first, the header (a Headers lookup) last.
+  // Runs for every POST, PUT and PATCH: the cheap checks first, the header last.
   if (c.req.method !== 'POST' || !/^\/v1\/batches\/?$/.test(c.req.path)) return false;
-  const type = c.req.header('content-type')?.split(';')[0]?.trim().toLowerCase() ?? '';
+  const type = headerOf(c, 'content-type')?.split(';')[0]?.trim().toLowerCase() ?? '';
   return NDJSON_TYPES.has(type);
 }
 

@@ -2,11 +2,12 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { ApiError } from '../../shared/errors.js';
 import { credentialOf, digestOf, secretMatches } from '../../shared/secrets.js';
 import type { AppEnv } from '../deps.js';
+import { headerOf } from './node-request.js';
 
 /** The API key a request carries: Bearer, X-API-Key, or `?access_token=` on the WebSocket handshake. */
 function apiKeyOf(c: Context): string | undefined {
-  const m = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '');
-  const header = m?.[1]?.trim() || c.req.header('x-api-key');
+  const m = /^Bearer\s+(.+)$/i.exec(headerOf(c, 'authorization') ?? '');
+  const header = m?.[1]?.trim() || headerOf(c, 'x-api-key');
   if (header) return header;
   // Browsers cannot set headers on a WebSocket handshake.
   if (c.req.path === '/v1/ws') return c.req.query('access_token') || undefined;

@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { compress } from 'hono/compress';
+import { headerOf } from './node-request.js';
 
 // JSON and text answers are built in memory; NDJSON and SSE stream and must reach the client
 // line by line, which a gzip stream would hold back until its buffer fills.
@@ -17,7 +18,7 @@ export function compressLarge(thresholdBytes = 1024): MiddlewareHandler {
   });
   return (c, next) => {
     // Nothing to do unless the client takes gzip or deflate: skip the size measurement too.
-    if (!/\b(gzip|deflate)\b/i.test(c.req.header('accept-encoding') ?? '')) return next();
+    if (!/\b(gzip|deflate)\b/i.test(headerOf(c, 'accept-encoding') ?? '')) return next();
     return gzip(c, async () => {
       await next();
       const type = c.res.headers.get('content-type') ?? '';

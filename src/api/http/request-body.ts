@@ -1,13 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
 import { ApiError } from '../../shared/errors.js';
-import { incomingOf, keepForDrain } from './unread-body.js';
+import { headerOf, incomingOf } from './node-request.js';
+import { keepForDrain } from './unread-body.js';
 
 // A body with Content-Length and no Transfer-Encoding cannot be longer than declared: Node's
 // parser stops there.
 function declaredLength(c: Context): number | undefined {
-  const length = c.req.header('content-length');
-  if (length === undefined || c.req.header('transfer-encoding') !== undefined) return undefined;
+  const length = headerOf(c, 'content-length');
+  if (length === undefined || headerOf(c, 'transfer-encoding') !== undefined) return undefined;
   return /^\d+$/.test(length) ? Number(length) : undefined;
 }
 
@@ -101,7 +102,7 @@ function unreadable(err: unknown): never {
 
 /** Reads the body as JSON: 415 for another media type, 400 invalid_json when it does not parse. */
 export async function readJson(c: Context): Promise<unknown> {
-  if (!isJsonType(c.req.header('content-type'))) {
+  if (!isJsonType(headerOf(c, 'content-type'))) {
     throw new ApiError('unsupported_media_type', 'Send the body as application/json.');
   }
   const incoming = incomingOf(c);

@@ -1,16 +1,10 @@
-import type { IncomingMessage } from 'node:http';
 import type { Context, Env, Input } from 'hono';
+import { headerOf, incomingOf } from './node-request.js';
 
 /** How long an answer to an unread body waits for the client to finish sending it, ms. */
 const LINGER_MS = 2000;
 /** Most bytes of an unread body read and dropped before the connection is closed anyway. */
 const LINGER_MAX_BYTES = 64 * 1024 * 1024;
-
-/** The Node request under @hono/node-server; undefined for in-process requests. */
-export function incomingOf(c: { env: unknown }): IncomingMessage | undefined {
-  const env = c.env as { incoming?: IncomingMessage } | undefined;
-  return env?.incoming;
-}
 
 // Statuses whose answer has no body, so nothing to hold the connection open with.
 const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
@@ -31,8 +25,8 @@ export function bodyUnread<E extends Env, I extends Input>(c: Context<E, string,
   const incoming = incomingOf(c);
   if (!incoming || incoming.readableEnded) return false;
   if (c.req.method === 'GET' || c.req.method === 'HEAD') return false;
-  if (c.req.header('transfer-encoding') !== undefined) return true;
-  const length = c.req.header('content-length');
+  if (headerOf(c, 'transfer-encoding') !== undefined) return true;
+  const length = headerOf(c, 'content-length');
   return length !== undefined && length !== '0';
 }
 

@@ -84,8 +84,8 @@ export function mountLiveSocket(app: Hono<AppEnv>, deps: ApiDeps): LiveSocket {
             (answer) => {
               if (ws.readyState === 1) ws.send(JSON.stringify(answer));
             },
-            c.get('requestId'),
             // @hono/node-ws types the handshake's context loosely; it is this app's.
+            (c as Context<AppEnv>).get('requestId'),
             ownerOf(c as Context<AppEnv>),
             chargeOf?.(c as Context<AppEnv>),
           );

@@ -17,6 +17,8 @@ const DURATION_BUCKETS = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 ];
 
+type HttpLabel = 'method' | 'route' | 'status';
+
 /** The API's Prometheus metrics, on a registry of its own (several apps may share a process). */
 export class ApiMetrics {
   readonly registry = new Registry();
@@ -105,8 +107,37 @@ export class ApiMetrics {
     if (Number.isFinite(queueMs)) this.jobWait.observe(Math.max(0, queueMs) / 1000);
   }
 
+  // Label sets seen so far, each with its counter and histogram children: prom-client hashes a
+  // label object on every call, which a cache hit would pay twice.
+  private readonly httpChildren = new Map<
+    string,
+    { count: Counter.Internal; duration: Histogram.Internal<HttpLabel> }
+  >();
+  private readonly cacheChildren = new Map<boolean, Counter.Internal>();
+
+  /** Records one answered HTTP request: method, route pattern, status, seconds. */
+  http(method: string, route: string, status: number, seconds: number): void {
+    const key = `${method} ${status} ${route}`;
+    let children = this.httpChildren.get(key);
+    if (!children) {
+      const labels = { method, route, status: String(status) };
+      children = {
+        count: this.httpRequests.labels(labels),
+        duration: this.httpDuration.labels(labels),
+      };
+      this.httpChildren.set(key, children);
+    }
+    children.count.inc();
+    children.duration.observe(seconds);
+  }
+
   /** Records one cache lookup. */
   cache(hit: boolean): void {
-    this.cacheRequests.inc({ result: hit ? 'hit' : 'miss' });
+    let child = this.cacheChildren.get(hit);
+    if (!child) {
+      child = this.cacheRequests.labels({ result: hit ? 'hit' : 'miss' });
+      this.cacheChildren.set(hit, child);
+    }
+    child.inc();
   }
 }

@@ -3,9 +3,7 @@ import type { Hono, MiddlewareHandler } from 'hono';
 import type { ApiDeps, AppEnv } from '../deps.js';
 import { apiKeyAuth } from '../http/api-key-auth.js';
 import { compressLarge } from '../http/compress.js';
-import { httpMetrics } from '../http/http-metrics.js';
 import { rateLimit } from '../http/rate-limit.js';
-import { requestLog } from '../http/request-log.js';
 import { RateLimiter } from '../http/rate-limiter.js';
 import { adminRoutes } from './admin-routes.js';
 import { docsRoutes } from './docs-routes.js';
@@ -27,8 +25,6 @@ function exceptHealth(handler: MiddlewareHandler<AppEnv>): MiddlewareHandler<App
  */
 export function useOperations(app: Hono<AppEnv>, deps: ApiDeps): void {
   const { config, metrics, logger } = deps;
-  app.use('*', httpMetrics(metrics));
-  app.use('*', requestLog(logger));
   if (config.API_KEYS.length > 0) {
     const auth = exceptHealth(apiKeyAuth(config.API_KEYS));
     for (const path of GUARDED) app.use(path, auth);

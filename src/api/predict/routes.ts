@@ -1,14 +1,20 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { setMetric } from 'hono/timing';
 import { z } from 'zod';
 import { ApiError } from '../../shared/errors.js';
 import { AcceptedJobSchema, PredictionSchema } from '../../shared/contracts/results.js';
 import { PreferHeaderSchema } from '../../shared/contracts/common.js';
-import { parseOrThrow, PredictRequestSchema, toInput } from '../../shared/schemas.js';
+import {
+  parseOrThrow,
+  PredictRequestSchema,
+  toInput,
+  validationError,
+} from '../../shared/schemas.js';
 import type { ApiDeps, AppEnv } from '../deps.js';
 import { readJson } from '../http/request-body.js';
 import { parsePrefer, waitSeconds } from '../http/prefer.js';
+import { headerOf } from '../http/node-request.js';
+import { addTiming, respondJson } from '../http/request-frame.js';
 import { ownerOf } from '../http/owner.js';
 import { accepted } from '../jobs/accepted.js';
 import {
@@ -23,7 +29,7 @@ import {
   VersionHeader,
   VersionQuery,
 } from '../openapi/common.js';
-import { documentOnly, mount, routeApp, type RouteApp } from '../openapi/route.js';
+import { documentOnly, routeApp, type RouteApp } from '../openapi/route.js';
 import { runPrediction } from './predict-service.js';
 
 export { failureError } from './predict-service.js';
@@ -83,19 +89,41 @@ const PredictVersionRoute = predictRoute(
   { params: ModelVersionPath, headers: PreferHeaderSchema },
 );
 
-/** POST /v1/models/{model}/predict, its `:predict` alias and the per-version form. */
+/**
+ * A `?version=` or `X-Model-Version` that is not a version is the 422 that names it, even when
+ * the other one chose a version that exists. Both are usually absent: nothing to parse then.
+ */
+function checkVersionInputs(c: Context<AppEnv>): void {
+  const query = c.req.query('version');
+  const header = headerOf(c, 'x-model-version');
+  if (query === undefined && header === undefined) return;
+  const checked = VersionQuery.merge(VersionHeader).safeParse({
+    version: query,
+    'x-model-version': header,
+  });
+  if (!checked.success) throw validationError(checked.error);
+}
+
+/**
+ * POST /v1/models/{model}/predict, its `:predict` alias and the per-version form. The hot path
+ * of the API: served as plain routes (their OpenAPI definitions are documented only), the model
+ * and version checked by resolving them, headers read from Node's request, the answer built by
+ * respondJson. A schema check of path, query and headers would only repeat what resolving the
+ * model proves, at a cost of its own on every cache hit.
+ */
 export function predictRoutes(deps: ApiDeps): RouteApp {
   const app = routeApp();
   const { config, repository } = deps;
 
   const askedVersion = (c: Context<AppEnv>, pathVersion?: string) =>
-    (pathVersion ?? c.req.query('version') ?? c.req.header('x-model-version')) || undefined;
+    (pathVersion ?? c.req.query('version') ?? headerOf(c, 'x-model-version')) || undefined;
 
   async function predict(c: Context<AppEnv>, name: string, pathVersion?: string) {
     const model = repository.resolve(name, askedVersion(c, pathVersion));
+    if (pathVersion === undefined) checkVersionInputs(c);
     const body = parseOrThrow(PredictRequestSchema, await readJson(c));
     const input = toInput(body, model.rowSize, config.MAX_INSTANCES);
-    const prefs = parsePrefer(c.req.header('prefer'));
+    const prefs = parsePrefer(headerOf(c, 'prefer'));
     const waitS = prefs.respondAsync
       ? 0
       : waitSeconds(prefs.wait, config.DEFAULT_WAIT_S, config.MAX_WAIT_S);
@@ -105,24 +133,20 @@ export function predictRoutes(deps: ApiDeps): RouteApp {
       requestId: c.get('requestId'),
       request: c.req.raw,
     });
-    if (run.cacheMs !== undefined) setMetric(c, 'cache', run.cacheMs);
+    if (run.cacheMs !== undefined) addTiming(c, 'cache', run.cacheMs);
     if (run.status === 'accepted') return accepted(c, deps, run.id, run.ref);
     if (!run.body.cached) {
-      setMetric(c, 'queue', run.result.queueMs);
-      setMetric(c, 'infer', run.result.inferMs);
+      addTiming(c, 'queue', run.result.queueMs);
+      addTiming(c, 'infer', run.result.inferMs);
     }
-    return c.json(run.body satisfies z.infer<typeof PredictionSchema>);
+    return respondJson(c, run.body satisfies z.infer<typeof PredictionSchema>);
   }
 
-  // A bad model name or version is the 404 it names, as an unknown one is.
-  const exists = (c: Context<AppEnv>) =>
-    repository.resolve(c.req.param('model') ?? '', askedVersion(c, c.req.param('version')));
-  mount(app, PredictRoute, (c) => predict(c, c.req.param('model') ?? ''), { exists });
-  mount(
-    app,
-    PredictVersionRoute,
-    (c) => predict(c, c.req.param('model') ?? '', c.req.param('version')),
-    { exists },
+  documentOnly(app, PredictRoute);
+  app.post('/v1/models/:model/predict', (c) => predict(c, c.req.param('model')));
+  documentOnly(app, PredictVersionRoute);
+  app.post('/v1/models/:model/versions/:version/predict', (c) =>
+    predict(c, c.req.param('model'), c.req.param('version')),
   );
   // TF Serving / KServe V1 form: POST /v1/models/{model}:predict, one path segment for Hono.
   documentOnly(app, PredictAliasRoute);

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { setMetric } from 'hono/timing';
 import { z } from 'zod';
 import { PreferHeaderSchema, V2ErrorSchema } from '../../shared/contracts/common.js';
 import {
@@ -21,6 +20,7 @@ import { readJson } from '../http/request-body.js';
 import { ownerOf } from '../http/owner.js';
 import { runJob } from '../predict/predict-service.js';
 import { parsePrefer, waitSeconds } from '../http/prefer.js';
+import { addTiming } from '../http/request-frame.js';
 import { inferResponse, planInfer } from './v2-infer.js';
 import {
   API_KEY_SECURITY,
@@ -212,7 +212,7 @@ export function v2Routes(deps: ApiDeps): RouteApp {
           requestId: c.get('requestId'),
           request: c.req.raw,
         });
-        if (run.cacheMs !== undefined) setMetric(c, 'cache', run.cacheMs);
+        if (run.cacheMs !== undefined) addTiming(c, 'cache', run.cacheMs);
         if (run.status === 'accepted') {
           throw new ApiError(
             'unavailable',
@@ -222,8 +222,8 @@ export function v2Routes(deps: ApiDeps): RouteApp {
           );
         }
         if (!run.cached) {
-          setMetric(c, 'queue', run.result.queueMs);
-          setMetric(c, 'infer', run.result.inferMs);
+          addTiming(c, 'queue', run.result.queueMs);
+          addTiming(c, 'infer', run.result.inferMs);
         }
         return c.json(inferResponse(plan, run.result, body.id));
       },
