@@ -339,10 +339,7 @@ function cliBatchTable(r: Report): string {
       'peak RSS: CLI / API / worker',
       `${mb(c.peakRssMb.cli)} / ${mb(c.peakRssMb.api)} / ${mb(c.peakRssMb.worker)}`,
     ],
-    [
-      'CPU seconds: CLI / API / worker / Redis (all, per 1M rows)',
-      cpuLine(c.cpuS, c.rows),
-    ],
+    ['CPU seconds: CLI / API / worker / Redis (all, per 1M rows)', cpuLine(c.cpuS, c.rows)],
     [
       'Redis memory for the batch: sampled peak over before (used_memory_peak over before)',
       `${mb(c.redisPeakMb)} (${mb(c.redisPeakCounterMb)})`,
