@@ -251,11 +251,22 @@ export class OnlineGatherer {
   private job(items: GatherItem[]): { data: PredictJobData; opts: JobsOptions } {
     const { config } = this.deps;
     const [first] = items as [GatherItem, ...GatherItem[]];
+    // One loop, not flatMap: flatMap of a job's rows took longer than the rest of the job's
+    // making (~50 µs for 16 requests of 30 values).
+    let rows = 0;
+    let size = 0;
+    for (const item of items) {
+      rows += item.data.rows;
+      size += item.data.values.length;
+    }
+    const values = new Array<number>(size);
+    let at = 0;
+    for (const item of items) for (const v of item.data.values) values[at++] = v;
     const data: PredictJobData = {
       ...first.data,
       replyTo: this.deps.replicaId,
-      rows: items.reduce((n, i) => n + i.data.rows, 0),
-      values: items.flatMap((i) => i.data.values),
+      rows,
+      values,
       single: false,
       parts: items.map((item) => ({
         rows: item.data.rows,

@@ -91,7 +91,8 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
       if (rest) hits += await look(first, rows);
       sampling.record(data.batchId, rest ? rows : first, hits);
     }
-    const misses = outcomes.flatMap((o, i) => (o ? [] : [i]));
+    const misses: number[] = [];
+    for (let i = 0; i < rows; i++) if (!outcomes[i]) misses.push(i);
     if (misses.length > 0) {
       // Usually every row missed: then the rows go as they are, else the misses are gathered.
       const missValues = misses.length === rows ? values : gatherRows(values, rowSize, misses);
