@@ -62,6 +62,15 @@ describe('queue shards', () => {
     expect(jobShard('b-whatever-1')).toBe(0);
   });
 
+  it('never repeats a job id across refills of its random pool', () => {
+    const ids = Array.from({ length: 3000 }, (_, i) => newJobId(i % 7));
+    expect(new Set(ids).size).toBe(ids.length);
+    ids.forEach((id, i) => expect(jobShard(id)).toBe(i % 7));
+    // The random part varies in every byte position, not just somewhere.
+    for (let at = 3; at < 25; at += 2)
+      expect(new Set(ids.map((id) => id.slice(at, at + 2))).size).toBeGreaterThan(100);
+  });
+
   it('spreads per-request keys over the cluster, an input with its claim in one slot', () => {
     const keys = createKeys('{inferq}', 6);
     expect(tagOf(keys.cache('anon', 'aa'))).toBe('anon:aa');
