@@ -115,21 +115,61 @@ return 1
 `);
 
 /**
- * API, for a request sent alone (nothing else in flight for its model): KEYS[1] cache entry,
- * KEYS[2] in-flight claim, KEYS[3] job hash, KEYS[4] fast list, KEYS[5] meta, KEYS[6] wait;
- * ARGV claim value, claim ms,
- * then as SUBMIT. The cache read, the claim and the queueing in one round trip: {1, entry} on
- * a hit, {2, claim} when an identical request is in flight, {0} once queued. Only where the
- * keys can meet in one script (one shard, or no Cluster).
+ * API, for the requests of one gathered job whose cache entries were not read yet (or a request
+ * sent alone): KEYS[1] job hash, KEYS[2] fast list, KEYS[3] meta, KEYS[4] wait, then for each
+ * request its cache entry and its in-flight claim; ARGV[1] id, [2] name, [3] the job data's JSON
+ * up to its `rows` (an object left open, ending in a comma), [4] opts JSON, [5] timestamp,
+ * [6] claim ms, [7] how many requests, then four per request: '1' to read its cache entry and
+ * claim here ('0': read already, nothing there), its row count, its values' JSON array, its
+ * part's JSON object. Returns two values per request: 1 and the cache entry (a hit), 2 and the
+ * claim (an identical request in flight carries it), or 0 and the part index it has in the job,
+ * whose data holds only those parts. The cache reads, the claims and the queueing in one round
+ * trip, and the job queued only when some request needs it. Where the keys meet in one script
+ * only (`oneSlot`).
  */
-export const LOOK_OR_SUBMIT = new LuaScript(`
-local hit = redis.call('GET', KEYS[1])
-if hit then return {1, hit} end
-local carried = redis.call('GET', KEYS[2])
-if carried then return {2, carried} end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-${enqueue(3, 4, 3)}
-return {0}
+export const GATHER = new LuaScript(`
+local out, values, parts = {}, {}, {}
+local rows = 0
+for i = 1, tonumber(ARGV[7]) do
+  local cache, claim, a = KEYS[3 + 2 * i], KEYS[4 + 2 * i], 4 + 4 * i
+  local look = ARGV[a] == '1'
+  local kind, value = 0, nil
+  if look then
+    local hit = redis.call('GET', cache)
+    if hit then
+      kind, value = 1, hit
+    else
+      local carried = redis.call('GET', claim)
+      if carried and string.find(carried, '%-p%d+$') then kind, value = 2, carried end
+    end
+  end
+  if kind == 0 then
+    value = #parts
+    local mine = ARGV[1] .. '-p' .. value
+    if look then
+      redis.call('SET', claim, mine, 'PX', ARGV[6])
+    else
+      redis.call('SET', claim, mine, 'PX', ARGV[6], 'NX')
+    end
+    rows = rows + tonumber(ARGV[a + 1])
+    values[#values + 1] = string.sub(ARGV[a + 2], 2, -2)
+    parts[#parts + 1] = ARGV[a + 3]
+  end
+  out[#out + 1] = kind
+  out[#out + 1] = value
+end
+if #parts == 0 then return out end
+local data = ARGV[3] .. '"rows":' .. rows .. ',"values":[' .. table.concat(values, ',') ..
+  '],"parts":[' .. table.concat(parts, ',') .. ']}'
+if redis.call('EXISTS', KEYS[1]) == 1 then return out end
+redis.call('HSET', KEYS[1], 'name', ARGV[2], 'data', data, 'opts', ARGV[4],
+  'timestamp', ARGV[5], 'delay', 0, 'priority', 0, 'lane', 'fast')
+if redis.call('HEXISTS', KEYS[3], 'paused') == 1 then
+  redis.call('LPUSH', KEYS[4], ARGV[1])
+else
+  redis.call('LPUSH', KEYS[2], ARGV[1] .. '|' .. ARGV[5] .. '|' .. data)
+end
+return out
 `);
 
 // How a job leaves the worker that runs it (FINISH, HANDOFF): KEYS[1] lock, KEYS[2] job hash,

@@ -4,7 +4,7 @@ import {
   CLAIM,
   FINISH,
   HANDOFF,
-  LOOK_OR_SUBMIT,
+  GATHER,
   REAP,
   SUBMIT,
   fastLaneKeys,
@@ -109,23 +109,111 @@ describe('fast-lane scripts', () => {
     expect(await redis.exists(k.marker)).toBe(0);
   });
 
+  // GATHER's requests: [look, cache key, claim key, rows, values, part].
+  type Gathered = [boolean, string, string, number, number[], object];
+  const gather = (id: string, requests: Gathered[]) =>
+    GATHER.run(
+      redis,
+      [
+        `${k.queueKey}${id}`,
+        k.fast,
+        k.meta,
+        k.wait,
+        ...requests.flatMap(([look, cache, claim]) => [look ? cache : '', claim]),
+      ],
+      [
+        id,
+        'predict',
+        '{"model":"m","version":"1.0.0","format":"task","replyTo":"r1","single":false,',
+        OPTS,
+        1000,
+        30_000,
+        requests.length,
+        ...requests.flatMap(([look, , , rows, values, part]) => [
+          look ? '1' : '0',
+          rows,
+          JSON.stringify(values),
+          JSON.stringify(part),
+        ]),
+      ],
+    );
+
   it('answers a lone lookup from the cache, from a claim, or queues it', async () => {
     fresh();
     const cache = `${k.queueKey}cache-x`;
     const claim = `${k.queueKey}claim-x`;
-    const look = (id: string) =>
-      LOOK_OR_SUBMIT.run(
-        redis,
-        [cache, claim, `${k.queueKey}${id}`, k.fast, k.meta, k.wait],
-        [`${id}:0`, 30_000, id, 'predict', DATA, OPTS, 1000],
-      );
-    expect(await look('l1')).toEqual([0]);
-    expect(await redis.get(claim)).toBe('l1:0');
-    expect(await look('l2')).toEqual([2, 'l1:0']);
+    const alone = (id: string) => gather(id, [[true, cache, claim, 1, [1, 2], { rows: 1 }]]);
+    expect(await alone('l1')).toEqual([0, 0]);
+    expect(await redis.get(claim)).toBe('l1-p0');
+    expect(await alone('l2')).toEqual([2, 'l1-p0']);
     await redis.set(cache, '{"cached":true}');
-    expect(await look('l3')).toEqual([1, '{"cached":true}']);
+    expect(await alone('l3')).toEqual([1, '{"cached":true}']);
     expect(await redis.llen(k.fast)).toBe(1);
     expect(await redis.exists(`${k.queueKey}l2`, `${k.queueKey}l3`)).toBe(0);
+    // A claim that names no part is no claim: the request is queued and claims its input.
+    await redis.del(cache);
+    await redis.set(claim, 'garbage');
+    expect(await alone('l4')).toEqual([0, 0]);
+    expect(await redis.get(claim)).toBe('l4-p0');
+  });
+
+  it('queues only the gathered requests that need the job, renumbering their parts', async () => {
+    fresh();
+    const key = (name: string) => `${k.queueKey}${name}`;
+    await redis.set(key('cache-hit'), '{"cached":1}');
+    await redis.set(key('claim-carried'), 'other-p3');
+    // A request read before (look '0') keeps an existing claim (NX) but is queued all the same.
+    await redis.set(key('claim-read'), 'someone-p9');
+    const answer = await gather('g1', [
+      [true, key('cache-new1'), key('claim-new1'), 1, [1, 2], { rows: 1, requestId: 'a' }],
+      [true, key('cache-hit'), key('claim-hit'), 1, [3, 4], { rows: 1, requestId: 'b' }],
+      [true, key('cache-carried'), key('claim-carried'), 1, [5, 6], { rows: 1, requestId: 'c' }],
+      [false, '', key('claim-read'), 2, [7, 8, 9, 10], { rows: 2, requestId: 'd' }],
+      [true, key('cache-new2'), key('claim-new2'), 1, [11, 12], { rows: 1, requestId: 'e' }],
+    ]);
+    expect(answer).toEqual([0, 0, 1, '{"cached":1}', 2, 'other-p3', 0, 1, 0, 2]);
+    expect(await redis.mget(key('claim-new1'), key('claim-read'), key('claim-new2'))).toEqual([
+      'g1-p0',
+      'someone-p9',
+      'g1-p2',
+    ]);
+    expect(await redis.exists(key('claim-hit'))).toBe(0);
+    const data = JSON.parse((await redis.hget(key('g1'), 'data')) ?? '{}') as Record<
+      string,
+      unknown
+    >;
+    expect(data).toEqual({
+      model: 'm',
+      version: '1.0.0',
+      format: 'task',
+      replyTo: 'r1',
+      single: false,
+      rows: 4,
+      values: [1, 2, 7, 8, 9, 10, 11, 12],
+      parts: [
+        { rows: 1, requestId: 'a' },
+        { rows: 2, requestId: 'd' },
+        { rows: 1, requestId: 'e' },
+      ],
+    });
+    const [element] = await redis.lrange(k.fast, 0, -1);
+    expect(parseFastElement(element ?? '')).toMatchObject({ id: 'g1', timestamp: 1000 });
+    expect(JSON.parse(parseFastElement(element ?? '')?.data ?? '')).toEqual(data);
+  });
+
+  it('queues nothing when every gathered request is answered without the job', async () => {
+    fresh();
+    const key = (name: string) => `${k.queueKey}${name}`;
+    await redis.set(key('cache-a'), 'A');
+    await redis.set(key('claim-b'), 'x-p0');
+    expect(
+      await gather('n1', [
+        [true, key('cache-a'), key('claim-a'), 1, [1], { rows: 1 }],
+        [true, key('cache-b'), key('claim-b'), 1, [2], { rows: 1 }],
+      ]),
+    ).toEqual([1, 'A', 2, 'x-p0']);
+    expect(await redis.exists(key('n1'))).toBe(0);
+    expect(await redis.llen(k.fast)).toBe(0);
   });
 
   it('records an unclaimed job completed: cache entry and reply first, then the bookkeeping', async () => {

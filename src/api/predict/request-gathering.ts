@@ -7,7 +7,7 @@ import {
   type PredictJobData,
   type PredictJobResult,
 } from '../../shared/jobs.js';
-import { fastLaneKeys, LOOK_OR_SUBMIT, oneSlot, SUBMIT } from '../../shared/fast-lane.js';
+import { fastLaneKeys, GATHER, oneSlot, SUBMIT } from '../../shared/fast-lane.js';
 import type { Keys } from '../../shared/keys.js';
 import { shardOfHash, type ShardedQueue } from '../../shared/shards.js';
 import type { RedisClient } from '../../shared/redis.js';
@@ -33,8 +33,8 @@ export interface GatherItem {
    */
   claim?: string | null;
   /**
-   * The cache entry and the claim were not read: read them in the same script that queues the
-   * job, when the request goes out alone (see `canLookUp`), or else first.
+   * The cache entry and the claim were not read: read them in the script that queues the
+   * request's job (see `canLookUp`).
    */
   lookup?: boolean;
 }
@@ -91,17 +91,17 @@ export class OnlineGatherer {
   }
 
   /**
-   * Whether a request for `model` would go out alone now, so that its cache read can travel
-   * with its job (LOOK_OR_SUBMIT): fast lane on, the keys able to meet in one script, and most
-   * recent lookups missed (a hit would carry its whole job to Redis for nothing).
+   * Whether a request's cache entry and claim can be read by the script that queues its job
+   * (GATHER) instead of by a command of its own first: fast lane on, the keys able to meet in
+   * one script, and most recent lookups missed (a hit then waits for its job's turn, and
+   * carries its rows to Redis for nothing).
    */
-  canLookUp(item: Pick<GatherItem, 'data' | 'hash'>): boolean {
+  canLookUp(item: Pick<GatherItem, 'hash'>): boolean {
     const { config } = this.deps;
     return (
       this.laneOpen(shardOfHash(item.hash, config.QUEUE_SHARDS)) &&
       oneSlot(config) &&
-      this.hitRate < 0.5 &&
-      this.gatherer.idle(laneOf(item))
+      this.hitRate < 0.5
     );
   }
 
@@ -157,8 +157,6 @@ export class OnlineGatherer {
       if (item.lookup) return this.lookUp(item);
       return this.follow(await pending, item.waitMs);
     }
-    // Someone else took the lane since: read the cache and the claim first, as usual.
-    if (item.lookup && !this.canLookUp(item)) return this.lookUp(item);
     const claim =
       item.claim !== undefined || item.lookup
         ? (item.claim ?? null)
@@ -212,10 +210,13 @@ export class OnlineGatherer {
 
   private async flush(items: GatherItem[]): Promise<Placement[]> {
     const { redis, keys, hub } = this.deps;
-    const [lone] = items;
-    if (lone?.lookup && items.length === 1) return [await this.lookAndAdd(lone)];
     // The first request's input picks the shard: a lone request's identical twins meet there.
     const shard = shardOfHash(items[0]?.hash ?? '', this.deps.config.QUEUE_SHARDS);
+    if (items.some((item) => item.lookup)) {
+      if (this.laneOpen(shard) && oneSlot(this.deps.config)) return this.gatherAndAdd(items, shard);
+      // The lane closed since these were placed: their cache entries and claims are read first.
+      return this.lookUpThenFlush(items);
+    }
     const jobId = newJobId(shard);
     const claimMs = Math.max(...items.map((i) => i.waitMs), 30_000);
     hub.expect(jobId);
@@ -249,7 +250,6 @@ export class OnlineGatherer {
 
   // Part i is item i, so the claims name the right part.
   private job(items: GatherItem[]): { data: PredictJobData; opts: JobsOptions } {
-    const { config } = this.deps;
     const [first] = items as [GatherItem, ...GatherItem[]];
     // One loop, not flatMap: flatMap of a job's rows took longer than the rest of the job's
     // making (~50 µs for 16 requests of 30 values).
@@ -268,21 +268,19 @@ export class OnlineGatherer {
       rows,
       values,
       single: false,
-      parts: items.map((item) => ({
-        rows: item.data.rows,
-        single: item.single,
-        cacheKey: item.cacheKey,
-        requestId: item.requestId,
-        owner: item.owner,
-      })),
+      parts: items.map(partOf),
     };
-    const opts = {
+    return { data, opts: this.jobOptions() };
+  }
+
+  private jobOptions(): JobsOptions {
+    const { config } = this.deps;
+    return {
       attempts: config.JOB_ATTEMPTS,
       backoff: { type: 'exponential', delay: config.JOB_BACKOFF_MS },
       removeOnComplete: { age: config.RESULT_TTL_S, count: config.RESULT_MAX_JOBS },
       removeOnFail: { age: config.RESULT_TTL_S, count: config.RESULT_MAX_JOBS },
     };
-    return { data, opts };
   }
 
   private async add(
@@ -316,53 +314,120 @@ export class OnlineGatherer {
     );
   }
 
-  // A request alone: cache read, claim and queueing in one round trip (LOOK_OR_SUBMIT).
-  private async lookAndAdd(item: GatherItem): Promise<Placement> {
-    const { redis, keys, hub } = this.deps;
-    const jobId = newJobId(shardOfHash(item.hash, this.deps.config.QUEUE_SHARDS));
+  // The requests of a job read their cache entries and claims in the script that queues the job
+  // (GATHER): hits and requests carried elsewhere leave it, the rest are its parts. A request
+  // alone pays one round trip for all of it.
+  private async gatherAndAdd(items: GatherItem[], shard: number): Promise<Placement[]> {
+    const { redis, keys, hub, replicaId } = this.deps;
+    const [first] = items as [GatherItem, ...GatherItem[]];
+    const jobId = newJobId(shard);
     hub.expect(jobId);
     // Before the script: the worker may answer before the script's own reply is read.
-    const wait = item.waitMs > 0 ? hub.wait(jobId, item.waitMs) : undefined;
-    const { data, opts } = this.job([item]);
+    const waits = items.map((item) => (item.waitMs > 0 ? hub.wait(jobId, item.waitMs) : undefined));
     const queueKey = this.deps.queue.forJob(jobId).toKey('');
     const lane = fastLaneKeys(queueKey);
+    // The data as `job` makes it, but for the rows, values and parts the script adds: only
+    // those of the requests that need the job.
+    const head = JSON.stringify({
+      ...first.data,
+      rows: undefined,
+      values: undefined,
+      replyTo: replicaId,
+      single: false,
+    });
+    const itemKeys: string[] = [];
+    const itemArgs: (string | number)[] = [];
+    for (const item of items) {
+      itemKeys.push(
+        item.lookup ? (item.cacheKey ?? '') : '',
+        keys.inflight(ownerTag(item.owner), item.hash),
+      );
+      itemArgs.push(
+        item.lookup ? '1' : '0',
+        item.data.rows,
+        JSON.stringify(item.data.values),
+        JSON.stringify(partOf(item)),
+      );
+    }
     let reply: unknown;
     try {
-      reply = await LOOK_OR_SUBMIT.run(
+      reply = await GATHER.run(
         redis,
+        [`${queueKey}${jobId}`, lane.fast, lane.meta, lane.wait, ...itemKeys],
         [
-          item.cacheKey ?? '',
-          keys.inflight(ownerTag(item.owner), item.hash),
-          `${queueKey}${jobId}`,
-          lane.fast,
-          lane.meta,
-          lane.wait,
-        ],
-        [
-          partId(jobId, 0),
-          Math.max(item.waitMs, 30_000),
           jobId,
           PREDICT_JOB,
-          JSON.stringify(data),
-          JSON.stringify(opts),
+          `${head.slice(0, -1)},`,
+          JSON.stringify(this.jobOptions()),
           Date.now(),
+          Math.max(...items.map((i) => i.waitMs), 30_000),
+          items.length,
+          ...itemArgs,
         ],
       );
     } catch (err) {
-      wait?.cancel();
+      for (const w of waits) w?.cancel();
       hub.forget(jobId);
       throw err;
     }
-    const [kind, value] = Array.isArray(reply) ? (reply as [number, string?]) : [0];
-    if (kind === 0) return { jobId, index: 0, coalesced: false, wait };
-    wait?.cancel();
-    hub.forget(jobId);
-    if (kind === 1) return { jobId: '', index: 0, coalesced: false, hit: value };
-    // Another replica carries this input already (one of its parts): follow that job.
-    const carried = value ? parsePartId(value) : undefined;
-    if (!carried) return this.place({ ...item, lookup: false, claim: null });
-    return this.follow({ ...carried, coalesced: true }, item.waitMs);
+    const answers = Array.isArray(reply) ? (reply as (number | string)[]) : [];
+    let queued = false;
+    const placements = items.map((item, i): Placement | Promise<Placement> => {
+      const kind = Number(answers[2 * i]);
+      const value = String(answers[2 * i + 1]);
+      if (kind === 0) {
+        queued = true;
+        return { jobId, index: Number(value), coalesced: false, wait: waits[i] };
+      }
+      waits[i]?.cancel();
+      if (kind === 1) return { jobId: '', index: 0, coalesced: false, hit: value };
+      // Another request carries this input already (one of its parts): follow that job.
+      const carried = parsePartId(value) ?? { jobId: '', index: 0 };
+      return this.follow({ ...carried, coalesced: true }, item.waitMs);
+    });
+    if (!queued) hub.forget(jobId);
+    return Promise.all(placements.map((p) => Promise.resolve(p)));
   }
+
+  // Requests placed to be looked up in their job's script whose lane closed meanwhile: one MGET
+  // reads every cache entry and claim, and what is left goes through the usual flush.
+  private async lookUpThenFlush(items: GatherItem[]): Promise<Placement[]> {
+    const { redis, keys } = this.deps;
+    const looked = items.filter((item) => item.lookup);
+    const read = await redis.mget(
+      ...looked.flatMap((item) => [
+        item.cacheKey ?? '',
+        keys.inflight(ownerTag(item.owner), item.hash),
+      ]),
+    );
+    // Each request's placement, or the index of its part among those flushed as usual.
+    const slots: (Placement | Promise<Placement> | number)[] = [];
+    const rest: GatherItem[] = [];
+    for (const item of items) {
+      const at = looked.indexOf(item);
+      const entry = at < 0 ? null : read[2 * at];
+      const claim = at < 0 ? null : read[2 * at + 1];
+      const carried = claim ? parsePartId(claim) : undefined;
+      if (entry) slots.push({ jobId: '', index: 0, coalesced: false, hit: entry });
+      else if (carried) slots.push(this.follow({ ...carried, coalesced: true }, item.waitMs));
+      else slots.push(rest.push({ ...item, lookup: false, claim: null }) - 1);
+    }
+    const flushed = rest.length > 0 ? await this.flush(rest) : [];
+    return Promise.all(
+      slots.map((slot) => Promise.resolve(typeof slot === 'number' ? flushed[slot]! : slot)),
+    );
+  }
+}
+
+/** The part of a gathered job that carries `item`. */
+function partOf(item: GatherItem): NonNullable<PredictJobData['parts']>[number] {
+  return {
+    rows: item.data.rows,
+    single: item.single,
+    cacheKey: item.cacheKey,
+    requestId: item.requestId,
+    owner: item.owner,
+  };
 }
 
 /** The gathering lane of an item: one per model version and output format. */

@@ -1,0 +1,104 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GatherItem, Placement } from '../../src/api/predict/request-gathering.js';
+import { partResult } from '../../src/shared/jobs.js';
+import { uniqueRow } from '../helpers/fixtures.js';
+import { createStack, type TestStack } from '../helpers/stack.js';
+
+/**
+ * Requests whose cache entry and claim are read where their job is queued (`lookup`), through
+ * a real API's gatherer, a real worker and Redis: on the fast lane (the GATHER script) and, with
+ * the lane off, through one MGET before BullMQ's queue.
+ */
+for (const lane of [true, false]) {
+  describe(`gathered lookups, fast lane ${lane ? 'on' : 'off'}`, () => {
+    let stack: TestStack;
+
+    beforeAll(async () => {
+      stack = await createStack({ env: { ONLINE_FAST_LANE: String(lane) } });
+      const { gather } = stack.api.deps;
+      // The API learns within a second that a worker consumes the lane.
+      const deadline = Date.now() + 10_000;
+      while (lane && !gather.canLookUp({ hash: 'x' }) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(gather.canLookUp({ hash: 'x' })).toBe(lane);
+    });
+    afterAll(() => stack.close());
+
+    function item(seed: number, waitMs = 10_000): GatherItem {
+      const { repository, keys } = stack.api.deps;
+      const model = repository.resolve('breast-cancer');
+      const hash = randomBytes(16).toString('hex');
+      return {
+        data: {
+          model: model.name,
+          version: model.version,
+          rows: 1,
+          values: uniqueRow(seed),
+          format: 'task',
+        },
+        single: true,
+        owner: 'anon',
+        hash,
+        cacheKey: keys.cache('anon', hash),
+        waitMs,
+        lookup: true,
+      };
+    }
+
+    const inflight = (it: GatherItem) => stack.api.deps.keys.inflight('anon', it.hash);
+
+    it('answers hits from the cache, follows claimed inputs, and queues only the rest', async () => {
+      const { gather, redis } = stack.api.deps;
+      const [hit, carried, fresh1, fresh2] = [
+        item(71_001),
+        item(71_002, 0),
+        item(71_003),
+        item(71_004),
+      ];
+      await redis.set(hit.cacheKey!, JSON.stringify({ results: ['cached'] }));
+      await redis.set(inflight(carried), 'jelsewhere000000000000000-p4');
+      const placed: Placement[] = await Promise.all(
+        [fresh1, hit, carried, fresh2].map((i) => gather.place(i)),
+      );
+      const [p1, pHit, pCarried, p2] = placed as [Placement, Placement, Placement, Placement];
+      expect(pHit.hit).toBe(JSON.stringify({ results: ['cached'] }));
+      expect(pCarried).toMatchObject({
+        jobId: 'jelsewhere000000000000000',
+        index: 4,
+        coalesced: true,
+      });
+      for (const [p, it] of [
+        [p1, fresh1],
+        [p2, fresh2],
+      ] as const) {
+        expect(p.hit).toBeUndefined();
+        expect(p.coalesced).toBe(false);
+        // The input is claimed by the part that carries it, and its result comes back.
+        expect(await redis.get(inflight(it))).toBe(`${p.jobId}-p${p.index}`);
+        const outcome = await p.wait!.promise;
+        expect(outcome?.state).toBe('completed');
+        if (outcome?.state !== 'completed') return;
+        const part = partResult(outcome.result, p.index);
+        expect(part && 'results' in part ? part.results : []).toHaveLength(1);
+        // The worker wrote the request's own cache entry.
+        expect(await redis.get(it.cacheKey!)).not.toBeNull();
+      }
+    });
+
+    it('queues no job when every request is answered without one', async () => {
+      const { gather, redis, queue } = stack.api.deps;
+      const [a, b] = [item(72_001), item(72_002)];
+      await redis.set(a.cacheKey!, JSON.stringify({ results: ['a'] }));
+      await redis.set(b.cacheKey!, JSON.stringify({ results: ['b'] }));
+      const before = await queue.getJobCounts('completed', 'waiting', 'active');
+      const placed = await Promise.all([a, b].map((i) => gather.place(i)));
+      expect(placed.map((p) => p.hit)).toEqual([
+        JSON.stringify({ results: ['a'] }),
+        JSON.stringify({ results: ['b'] }),
+      ]);
+      expect(await queue.getJobCounts('completed', 'waiting', 'active')).toEqual(before);
+    });
+  });
+}
