@@ -69,7 +69,8 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
     config.CACHE_TTL_S > 0 ? keys.cache(cacheScope(config, owner), spec.hash) : undefined;
   let cacheMs: number | undefined;
   let claim: string | null | undefined;
-  // A request that goes out alone reads the cache in the script that queues it (one round trip).
+  // While most lookups miss, the cache and the claim are read by the script that queues the
+  // request's job (one round trip for all of it; see OnlineGatherer.canLookUp).
   const lookup =
     cacheKey !== undefined &&
     !spec.data.tensors &&
