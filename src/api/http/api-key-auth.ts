@@ -43,7 +43,7 @@ export function apiKeyAuth(keys: readonly string[]): MiddlewareHandler<AppEnv> {
 export function tokenGuard(token: string, realm: string): MiddlewareHandler<AppEnv> {
   const expected = [digestOf(token)];
   return async (c, next) => {
-    const given = credentialOf(c.req.header('authorization'));
+    const given = credentialOf(headerOf(c, 'authorization'));
     if (given === undefined || !secretMatches(given, expected)) {
       c.header('WWW-Authenticate', `Basic realm="${realm}", charset="UTF-8"`);
       throw new ApiError(

@@ -5,6 +5,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { AppEnv } from '../deps.js';
 import type { ApiMetrics } from '../ops/api-metrics.js';
 import type { RateDecision, RateLimiter } from './rate-limiter.js';
+import { headerOf } from './node-request.js';
 
 /** Where the client IP of a rate limit comes from. */
 export interface ClientIpOptions {
@@ -24,7 +25,7 @@ const MAX_IP_LENGTH = 64;
  */
 export function clientIp(c: Context, options: ClientIpOptions): string {
   if (options.trustProxy) {
-    const entries = (c.req.header('x-forwarded-for') ?? '')
+    const entries = (headerOf(c, 'x-forwarded-for') ?? '')
       .split(',')
       .map((e) => e.trim())
       .filter((e) => e.length > 0);

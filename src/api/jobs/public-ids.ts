@@ -53,7 +53,6 @@ export function newJobId(shard = 0): string {
   return `j${bytes.toString('hex')}`;
 }
 
-
 /** The queue shard named by a job id (0 for ids not made by newJobId). */
 export function jobShard(jobId: string): number {
   return JOB_ID_RE.test(jobId) ? Number.parseInt(jobId.slice(1, 3), 16) : 0;

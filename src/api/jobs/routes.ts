@@ -23,6 +23,7 @@ import {
 import { mount, routeApp, type RouteApp } from '../openapi/route.js';
 import { ACCEPTED_RESPONSE } from '../predict/routes.js';
 import { accepted } from './accepted.js';
+import { headerOf } from '../http/node-request.js';
 
 const IdempotencyHeader = z.object({
   'idempotency-key': z.string().min(1).max(255, 'must be 1 to 255 characters').optional().meta({
@@ -86,7 +87,7 @@ export function jobRoutes(deps: ApiDeps): RouteApp {
 
   mount(app, SubmitRoute, async (c) => {
     // Checked against IdempotencyHeader (1 to 255 characters) before the body is read.
-    const idempotencyKey = c.req.header('idempotency-key');
+    const idempotencyKey = headerOf(c, 'idempotency-key');
     const body = parseOrThrow(JobRequestSchema, await readJson(c));
     const model = repository.resolve(body.model, body.version);
     const input = toInput(body, model.rowSize, config.MAX_INSTANCES);
@@ -131,7 +132,7 @@ export function jobRoutes(deps: ApiDeps): RouteApp {
     async (c) => {
       const { id, owner, ref } = await jobParam(c, deps);
       const view = await jobs.view(owner, ref, id);
-      const waitS = askedWaitS(c.req.query('wait'), c.req.header('prefer'), config.MAX_WAIT_S);
+      const waitS = askedWaitS(c.req.query('wait'), headerOf(c, 'prefer'), config.MAX_WAIT_S);
       if (waitS > 0 && (view.status === 'queued' || view.status === 'active')) {
         // The answer is 200 whatever the wait brings: the handler returns now and the view is
         // written when the job ends or the wait runs out (see deferredJson).
