@@ -163,6 +163,13 @@ export const ConfigSchema = z.object({
   JOB_BACKOFF_MS: int(500, 0),
   /** onnxruntime intra-op threads per session; default 1 (measured fastest here). */
   INTRA_OP_THREADS: int(1, 1),
+  /**
+   * Inference runs of at most this many rows run on the worker's main thread, from a second
+   * session of each model, instead of a round trip to the inference thread; larger runs (and
+   * every run of a model whose ONNX file is over 64 MB) stay on the inference thread; 0 = all
+   * of them. Default 64.
+   */
+  INLINE_INFERENCE_ROWS: int(64, 0),
   /** Longest graceful shutdown before forced exit, milliseconds; default 30000. */
   SHUTDOWN_TIMEOUT_MS: int(30_000, 0),
   /**

@@ -132,6 +132,7 @@ export async function startWorker({
     logger,
     maxBatchSize: config.MAX_BATCH_SIZE,
     maxBatchDelayMs: config.MAX_BATCH_DELAY_MS,
+    inlineRows: config.INLINE_INFERENCE_ROWS,
     onBatch: (model, rows, ms) => {
       if (batchSizes.length < 100_000) batchSizes.push(rows);
       metrics.batch(model, rows, ms);

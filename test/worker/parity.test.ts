@@ -63,77 +63,86 @@ function expectParity(fixture: ParityFixture, from: number, slice: BatchSlice): 
   }
 }
 
-describe('parity of onnxruntime with the reference outputs', () => {
-  let thread: InferenceThread;
-  let pool: ModelPool;
-  let repo: ModelRepository;
-  const batchSizes: number[] = [];
+// Runs of up to INLINE_INFERENCE_ROWS rows go to a session on the main thread, larger ones to
+// the inference thread: both must give the references' outputs.
+for (const inlineRows of [0, 64]) {
+  describe(`parity of onnxruntime with the reference outputs (inline runs up to ${inlineRows} rows)`, () => {
+    let thread: InferenceThread;
+    let pool: ModelPool;
+    let repo: ModelRepository;
+    const batchSizes: number[] = [];
 
-  beforeAll(async () => {
-    repo = await ModelRepository.scan('models', 3);
-    thread = new InferenceThread({ logger: testLogger('thread') });
-    pool = new ModelPool({
-      thread,
-      logger: testLogger('pool'),
-      maxBatchSize: 64,
-      maxBatchDelayMs: 2,
-      onBatch: (_m, rows) => batchSizes.push(rows),
-    });
-    await pool.loadAll(repo);
-  });
-
-  afterAll(async () => {
-    await thread.close();
-  });
-
-  it('has a fixture for every bundled model version', () => {
-    expect(FIXTURES.map((f) => `${f.model}@${f.version}`).sort()).toEqual(pool.keys().sort());
-    for (const f of FIXTURES) expect(f.rows.length).toBeGreaterThanOrEqual(20);
-  });
-
-  it.each(FIXTURES.map((f) => [`${f.model}@${f.version}`, f] as const))(
-    '%s matches its fixture row by row when rows are batched together',
-    async (_name, fixture) => {
-      const loaded = pool.get(fixture.model, fixture.version);
-      if (!loaded) throw new Error('model not loaded');
-      const before = batchSizes.length;
-      const slices = await Promise.all(
-        fixture.rows.map((row) => loaded.batcher.submit(1, Float32Array.from(flatRow(row)))),
-      );
-      slices.forEach((slice, i) => expectParity(fixture, i, slice));
-      // 25 concurrent submissions of one row share runs: fewer runs than rows.
-      expect(batchSizes.length - before).toBeLessThan(fixture.rows.length);
-    },
-  );
-
-  it.each(FIXTURES.map((f) => [`${f.model}@${f.version}`, f] as const))(
-    '%s matches its fixture when all rows go in one submission, and shapes results by task',
-    async (_name, fixture) => {
-      const loaded = pool.get(fixture.model, fixture.version);
-      if (!loaded) throw new Error('model not loaded');
-      const values = Float32Array.from(fixture.rows.flatMap(flatRow));
-      expect(values.length).toBe(fixture.rows.length * loaded.model.rowSize);
-      const slice = await loaded.batcher.submit(fixture.rows.length, values);
-      expectParity(fixture, 0, slice);
-      const results = toInstanceResults(loaded.model, slice.outputs, fixture.rows.length, 'task');
-      results.forEach((r, i) => {
-        if (fixture.labels) {
-          expect(r).toMatchObject({ prediction: fixture.labels[i] });
-          if ('label' in r) expect(r.label).toBe(loaded.model.labels?.[fixture.labels[i] ?? -1]);
-        } else {
-          expect(r).toHaveProperty('prediction');
-          const ref = fixture.predictions?.[i] ?? NaN;
-          expectClose(
-            (r as { prediction: number }).prediction,
-            ref,
-            ABS_TOLERANCE * Math.abs(ref),
-            `result ${i}`,
-          );
-        }
+    beforeAll(async () => {
+      repo = await ModelRepository.scan('models', 3);
+      thread = new InferenceThread({ logger: testLogger('thread') });
+      pool = new ModelPool({
+        thread,
+        logger: testLogger('pool'),
+        maxBatchSize: 64,
+        maxBatchDelayMs: 2,
+        onBatch: (_m, rows) => batchSizes.push(rows),
+        inlineRows,
       });
-    },
-  );
-});
+      await pool.loadAll(repo);
+    });
+
+    afterAll(async () => {
+      await thread.close();
+    });
+
+    it('has a fixture for every bundled model version', () => {
+      expect(FIXTURES.map((f) => `${f.model}@${f.version}`).sort()).toEqual(pool.keys().sort());
+      for (const f of FIXTURES) expect(f.rows.length).toBeGreaterThanOrEqual(20);
+      // Every bundled model is small: each has its main-thread session exactly when asked for.
+      for (const f of FIXTURES) {
+        expect(pool.get(f.model, f.version)?.inline !== undefined).toBe(inlineRows > 0);
+      }
+    });
+
+    it.each(FIXTURES.map((f) => [`${f.model}@${f.version}`, f] as const))(
+      '%s matches its fixture row by row when rows are batched together',
+      async (_name, fixture) => {
+        const loaded = pool.get(fixture.model, fixture.version);
+        if (!loaded) throw new Error('model not loaded');
+        const before = batchSizes.length;
+        const slices = await Promise.all(
+          fixture.rows.map((row) => loaded.batcher.submit(1, Float32Array.from(flatRow(row)))),
+        );
+        slices.forEach((slice, i) => expectParity(fixture, i, slice));
+        // 25 concurrent submissions of one row share runs: fewer runs than rows.
+        expect(batchSizes.length - before).toBeLessThan(fixture.rows.length);
+      },
+    );
+
+    it.each(FIXTURES.map((f) => [`${f.model}@${f.version}`, f] as const))(
+      '%s matches its fixture when all rows go in one submission, and shapes results by task',
+      async (_name, fixture) => {
+        const loaded = pool.get(fixture.model, fixture.version);
+        if (!loaded) throw new Error('model not loaded');
+        const values = Float32Array.from(fixture.rows.flatMap(flatRow));
+        expect(values.length).toBe(fixture.rows.length * loaded.model.rowSize);
+        const slice = await loaded.batcher.submit(fixture.rows.length, values);
+        expectParity(fixture, 0, slice);
+        const results = toInstanceResults(loaded.model, slice.outputs, fixture.rows.length, 'task');
+        results.forEach((r, i) => {
+          if (fixture.labels) {
+            expect(r).toMatchObject({ prediction: fixture.labels[i] });
+            if ('label' in r) expect(r.label).toBe(loaded.model.labels?.[fixture.labels[i] ?? -1]);
+          } else {
+            expect(r).toHaveProperty('prediction');
+            const ref = fixture.predictions?.[i] ?? NaN;
+            expectClose(
+              (r as { prediction: number }).prediction,
+              ref,
+              ABS_TOLERANCE * Math.abs(ref),
+              `result ${i}`,
+            );
+          }
+        });
+      },
+    );
+  });
+}
 
 describe('parity through the HTTP path', () => {
   let stack: TestStack;

@@ -1,6 +1,8 @@
 import type { Logger } from '../../shared/logger.js';
 import type { ModelRepository, ModelVersion } from '../../shared/model-repository.js';
 import type { Datatype } from '../../shared/onnx-metadata.js';
+import { stat } from 'node:fs/promises';
+import { InlineSession } from './inline-session.js';
 import { MicroBatcher } from './micro-batcher.js';
 import type { InferenceThread, RunResult } from './sessions.js';
 import type { ThreadTensor } from './thread-protocol.js';
@@ -15,12 +17,19 @@ export interface ModelPoolOptions {
   maxBatchDelayMs: number;
   /** Called after every inference run, for metrics and tests. */
   onBatch?: (model: ModelVersion, rows: number, ms: number) => void;
+  /** Runs of at most this many rows go to a session on this thread (INLINE_INFERENCE_ROWS). */
+  inlineRows?: number;
 }
+
+// A model this large is not loaded twice: its small runs go to the inference thread too.
+const INLINE_MAX_FILE_BYTES = 64 * 1024 * 1024;
 
 /** A loaded model version and the batcher in front of its session. */
 export interface LoadedModel {
   model: ModelVersion;
   batcher: MicroBatcher;
+  /** The session of small runs on this thread, when there is one. */
+  inline?: InlineSession;
 }
 
 function castInput(
@@ -39,6 +48,10 @@ function castInput(
     default:
       throw new Error(`input datatype ${datatype} is not supported for tabular predictions`);
   }
+}
+
+async function fileSize(path: string): Promise<number> {
+  return (await stat(path)).size;
 }
 
 /** Key of a model version: `name@version`. */
@@ -71,10 +84,30 @@ export class ModelPool {
     }
   }
 
-  /** Loads one version into the inference thread. */
+  /**
+   * Loads one version into the inference thread, and for small runs into this thread too
+   * (unless INLINE_INFERENCE_ROWS is 0 or the model is large).
+   */
   async load(model: ModelVersion): Promise<void> {
     const key = modelKey(model.name, model.version);
-    await this.options.thread.load(key, model.onnxPath);
+    const inlineRows = this.options.inlineRows ?? 0;
+    const small = inlineRows > 0 && (await fileSize(model.onnxPath)) <= INLINE_MAX_FILE_BYTES;
+    const [onThread, inlined] = await Promise.allSettled([
+      this.options.thread.load(key, model.onnxPath),
+      small ? InlineSession.create(model.onnxPath) : Promise.resolve(undefined),
+    ]);
+    const inline = inlined.status === 'fulfilled' ? inlined.value : undefined;
+    if (onThread.status === 'rejected') {
+      await inline?.release();
+      throw onThread.reason;
+    }
+    // Small runs then go to the inference thread like the others.
+    if (inlined.status === 'rejected') {
+      this.options.logger.warn(
+        { err: inlined.reason, model: key },
+        'no session on the main thread',
+      );
+    }
     const input = model.inputs[0];
     if (!input) throw new Error(`${key} has no input`);
     const batcher = new MicroBatcher({
@@ -84,12 +117,13 @@ export class ModelPool {
       rowSize: Math.max(model.rowSize, 1),
       run: (rows, values) => {
         const dims = [rows, ...input.shape.slice(1)];
-        const tensor = { ...castInput(input.datatype, values), dims };
-        return this.options.thread.run(key, { [input.name]: tensor });
+        const feeds = { [input.name]: { ...castInput(input.datatype, values), dims } };
+        if (inline && rows <= inlineRows) return inline.run(feeds);
+        return this.options.thread.run(key, feeds);
       },
       onBatch: (rows, ms) => this.options.onBatch?.(model, rows, ms),
     });
-    this.loaded.set(key, { model, batcher });
+    this.loaded.set(key, { model, batcher, inline });
     this.options.logger.info({ model: model.name, version: model.version }, 'model loaded');
   }
 
@@ -123,7 +157,7 @@ export class ModelPool {
     if (!loaded) return;
     this.loaded.delete(key);
     loaded.batcher.flush();
-    await this.options.thread.unload(key);
+    await Promise.all([this.options.thread.unload(key), loaded.inline?.release()]);
     this.options.logger.info({ model: name, version }, 'model unloaded');
   }
 }
