@@ -117,7 +117,8 @@ return 1
 /**
  * API, for the requests of one gathered job whose cache entries were not read yet (or a request
  * sent alone): KEYS[1] job hash, KEYS[2] fast list, KEYS[3] meta, KEYS[4] wait, then for each
- * request its cache entry and its in-flight claim; ARGV[1] id, [2] name, [3] the job data's JSON
+ * request its cache entry (its claim again when not read: every key in the script's slot) and
+ * its in-flight claim; ARGV[1] id, [2] name, [3] the job data's JSON
  * up to its `rows` (an object left open, ending in a comma), [4] opts JSON, [5] timestamp,
  * [6] claim ms, [7] how many requests, then four per request: '1' to read its cache entry and
  * claim here ('0': read already, nothing there), its row count, its values' JSON array, its
@@ -128,19 +129,21 @@ return 1
  * only (`oneSlot`).
  */
 export const GATHER = new LuaScript(`
+local n = tonumber(ARGV[7])
 local out, values, parts = {}, {}, {}
 local rows = 0
-for i = 1, tonumber(ARGV[7]) do
-  local cache, claim, a = KEYS[3 + 2 * i], KEYS[4 + 2 * i], 4 + 4 * i
+-- One read of every entry and claim: a redis.call costs more than the GET it runs.
+local read = redis.call('MGET', unpack(KEYS, 5, 4 + 2 * n))
+for i = 1, n do
+  local claim, a = KEYS[4 + 2 * i], 4 + 4 * i
   local look = ARGV[a] == '1'
   local kind, value = 0, nil
   if look then
-    local hit = redis.call('GET', cache)
+    local hit, carried = read[2 * i - 1], read[2 * i]
     if hit then
       kind, value = 1, hit
-    else
-      local carried = redis.call('GET', claim)
-      if carried and string.find(carried, '%-p%d+$') then kind, value = 2, carried end
+    elseif carried and string.find(carried, '%-p%d+$') then
+      kind, value = 2, carried
     end
   end
   if kind == 0 then

@@ -238,6 +238,42 @@ describe('on a real three-node Redis Cluster', () => {
     }
   });
 
+  it("on one shard, reads gathered requests' cache entries in the script that queues them", async () => {
+    // QUEUE_SHARDS=1 keeps every key under the prefix's tag: the lookups travel in GATHER.
+    const env = {
+      REDIS_CLUSTER_NODES: cluster.nodes.join(','),
+      QUEUE_PREFIX: uniquePrefix('cluster1'),
+      QUEUE_SHARDS: '1',
+      MODEL_DIR: 'models',
+    };
+    const one = await buildApi(
+      loadConfig({ ...env, LOG_LEVEL: 'silent', PORT: '0', HOST: '127.0.0.1' }),
+      testLogger('api-one-shard'),
+    );
+    const lone = await startWorkerProcess({ ...env, WORKER_NAME: 'cluster-one-shard' });
+    try {
+      const deadline = Date.now() + 15_000;
+      while (!one.deps.gather.canLookUp({ hash: 'x' }) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(one.deps.gather.canLookUp({ hash: 'x' })).toBe(true);
+      const send = (n: number) =>
+        one.app.request(PREDICT, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ features: uniqueRow(90_000 + n) }),
+        });
+      const first = await Promise.all(Array.from({ length: 40 }, (_, n) => send(n)));
+      expect(first.map((r) => r.status)).toEqual(Array(40).fill(200));
+      const again = await Promise.all(Array.from({ length: 40 }, (_, n) => send(n)));
+      const bodies = (await Promise.all(again.map((r) => r.json()))) as { cached: boolean }[];
+      expect(bodies.every((b) => b.cached)).toBe(true);
+    } finally {
+      await stopAll([lone]);
+      await one.close();
+    }
+  }, 60_000);
+
   it('builds Cluster clients for both connection roles from createRedis', async () => {
     for (const role of ['producer', 'blocking'] as const) {
       const client = createRedis({ url: 'redis://127.0.0.1', clusterNodes: cluster.nodes, role });

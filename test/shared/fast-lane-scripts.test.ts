@@ -119,7 +119,7 @@ describe('fast-lane scripts', () => {
         k.fast,
         k.meta,
         k.wait,
-        ...requests.flatMap(([look, cache, claim]) => [look ? cache : '', claim]),
+        ...requests.flatMap(([look, cache, claim]) => [look ? cache : claim, claim]),
       ],
       [
         id,

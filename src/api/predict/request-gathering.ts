@@ -338,10 +338,9 @@ export class OnlineGatherer {
     const itemKeys: string[] = [];
     const itemArgs: (string | number)[] = [];
     for (const item of items) {
-      itemKeys.push(
-        item.lookup ? (item.cacheKey ?? '') : '',
-        keys.inflight(ownerTag(item.owner), item.hash),
-      );
+      const claim = keys.inflight(ownerTag(item.owner), item.hash);
+      // A key of the script's slot in every place (a Cluster refuses any other), read or not.
+      itemKeys.push(item.lookup ? (item.cacheKey ?? claim) : claim, claim);
       itemArgs.push(
         item.lookup ? '1' : '0',
         item.data.rows,
