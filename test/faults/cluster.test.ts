@@ -257,7 +257,7 @@ describe('on a real three-node Redis Cluster', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(one.deps.gather.canLookUp({ hash: 'x' })).toBe(true);
-      const send = (n: number) =>
+      const send = async (n: number) =>
         one.app.request(PREDICT, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
