@@ -142,8 +142,10 @@ for i = 1, n do
     local hit, carried = read[2 * i - 1], read[2 * i]
     if hit then
       kind, value = 1, hit
-    elseif carried and string.find(carried, '%-p%d+$') then
-      kind, value = 2, carried
+    else
+      -- A claim names a part as partId writes it, <job>-p<index>; anything else is no claim.
+      local index = carried and string.match(carried, '.%-p(%d+)$')
+      if index and #index <= 6 then kind, value = 2, carried end
     end
   end
   if kind == 0 then

@@ -152,9 +152,15 @@ describe('fast-lane scripts', () => {
     expect(await redis.exists(`${k.queueKey}l2`, `${k.queueKey}l3`)).toBe(0);
     // A claim that names no part is no claim: the request is queued and claims its input.
     await redis.del(cache);
-    await redis.set(claim, 'garbage');
-    expect(await alone('l4')).toEqual([0, 0]);
-    expect(await redis.get(claim)).toBe('l4-p0');
+    for (const [id, garbage] of [
+      ['l4', 'garbage'],
+      ['l5', 'x-p1234567'],
+      ['l6', '-p1'],
+    ]) {
+      await redis.set(claim, garbage!);
+      expect(await alone(id!)).toEqual([0, 0]);
+      expect(await redis.get(claim)).toBe(`${id}-p0`);
+    }
   });
 
   it('queues only the gathered requests that need the job, renumbering their parts', async () => {
