@@ -87,6 +87,17 @@ for (const lane of [true, false]) {
       }
     });
 
+    it('answers a twin of a request found in the cache with the same entry', async () => {
+      const { gather, redis } = stack.api.deps;
+      const first = item(73_001);
+      // The same input and owner, already read by its request (nothing was there then).
+      const twin: GatherItem = { ...first, lookup: false, claim: null };
+      await redis.set(first.cacheKey!, JSON.stringify({ results: ['twin'] }));
+      const [a, b] = await Promise.all([gather.place(first), gather.place(twin)]);
+      expect(a.hit).toBe(JSON.stringify({ results: ['twin'] }));
+      expect(b.hit).toBe(a.hit);
+    });
+
     it('queues no job when every request is answered without one', async () => {
       const { gather, redis, queue } = stack.api.deps;
       const [a, b] = [item(72_001), item(72_002)];

@@ -155,7 +155,10 @@ export class OnlineGatherer {
     const pending = this.local.get(local);
     if (pending) {
       if (item.lookup) return this.lookUp(item);
-      return this.follow(await pending, item.waitMs);
+      const placed = await pending;
+      // Found in the cache by the script that queued its twins: the same entry answers this one.
+      if (placed.hit !== undefined) return placed;
+      return this.follow(placed, item.waitMs);
     }
     const claim =
       item.claim !== undefined || item.lookup
@@ -179,7 +182,9 @@ export class OnlineGatherer {
     void placing.then(
       (p) => {
         const done = () => this.local.get(hash) === placing && this.local.delete(hash);
-        if (p.wait) void p.wait.promise.then(done);
+        // A request answered from the cache leaves nothing in flight to join.
+        if (p.hit !== undefined) done();
+        else if (p.wait) void p.wait.promise.then(done);
         else setTimeout(done, Math.min(waitMs, 1000)).unref();
       },
       () => this.local.delete(hash),
