@@ -85,18 +85,19 @@ export function parseFastElement(element: string): FastElement | undefined {
   return { id: element.slice(0, a), timestamp, data: element.slice(b + 1) };
 }
 
-// Stores the job at KEYS[a] as BullMQ's add does, and queues it on the lane at KEYS[b], or, while
-// the queue (meta KEYS[b + 1]) is paused (from Bull Board, say: the lane does not run what an
-// operator holds back), on `wait` at KEYS[b + 2] without a marker, as BullMQ's add does then;
-// ARGV[i..i+4] id, name, data JSON, opts JSON, timestamp.
-const enqueue = (a: number, b: number, i: number) => `
-if redis.call('EXISTS', KEYS[${a}]) == 1 then return 0 end
-redis.call('HSET', KEYS[${a}], 'name', ARGV[${i + 1}], 'data', ARGV[${i + 2}], 'opts', ARGV[${i + 3}],
-  'timestamp', ARGV[${i + 4}], 'delay', 0, 'priority', 0, 'lane', 'fast')
-if redis.call('HEXISTS', KEYS[${b + 1}], 'paused') == 1 then
-  redis.call('LPUSH', KEYS[${b + 2}], ARGV[${i}])
+// Stores the job at KEYS[1] as BullMQ's add does, and queues it on the lane at KEYS[2], or, while
+// the queue (meta KEYS[3]) is paused (from Bull Board, say: the lane does not run what an
+// operator holds back), on `wait` at KEYS[4] without a marker, as BullMQ's add does then;
+// ARGV[1] id, [2] name, [4] opts JSON, [5] timestamp, and the data JSON in the Lua expression
+// `data`. A job whose id exists already is left as it is and the script returns `exists`.
+const enqueue = (data: string, exists: string) => `
+if redis.call('EXISTS', KEYS[1]) == 1 then return ${exists} end
+redis.call('HSET', KEYS[1], 'name', ARGV[2], 'data', ${data}, 'opts', ARGV[4],
+  'timestamp', ARGV[5], 'delay', 0, 'priority', 0, 'lane', 'fast')
+if redis.call('HEXISTS', KEYS[3], 'paused') == 1 then
+  redis.call('LPUSH', KEYS[4], ARGV[1])
 else
-  redis.call('LPUSH', KEYS[${b}], ARGV[${i}] .. '|' .. ARGV[${i + 4}] .. '|' .. ARGV[${i + 2}])
+  redis.call('LPUSH', KEYS[2], ARGV[1] .. '|' .. ARGV[5] .. '|' .. ${data})
 end
 `;
 
@@ -110,7 +111,7 @@ export const SUBMIT = new LuaScript(`
 for i = 5, #KEYS do
   redis.call('SET', KEYS[i], ARGV[i + 2], 'PX', ARGV[6], 'NX')
 end
-${enqueue(1, 2, 1)}
+${enqueue('ARGV[3]', '0')}
 return 1
 `);
 
@@ -166,14 +167,7 @@ end
 if #parts == 0 then return out end
 local data = ARGV[3] .. '"rows":' .. rows .. ',"values":[' .. table.concat(values, ',') ..
   '],"parts":[' .. table.concat(parts, ',') .. ']}'
-if redis.call('EXISTS', KEYS[1]) == 1 then return out end
-redis.call('HSET', KEYS[1], 'name', ARGV[2], 'data', data, 'opts', ARGV[4],
-  'timestamp', ARGV[5], 'delay', 0, 'priority', 0, 'lane', 'fast')
-if redis.call('HEXISTS', KEYS[3], 'paused') == 1 then
-  redis.call('LPUSH', KEYS[4], ARGV[1])
-else
-  redis.call('LPUSH', KEYS[2], ARGV[1] .. '|' .. ARGV[5] .. '|' .. data)
-end
+${enqueue('data', 'out')}
 return out
 `);
 

@@ -267,15 +267,13 @@ export class OnlineGatherer {
     const values = new Array<number>(size);
     let at = 0;
     for (const item of items) for (const v of item.data.values) values[at++] = v;
-    const data: PredictJobData = {
-      ...first.data,
-      replyTo: this.deps.replicaId,
-      rows,
-      values,
-      single: false,
-      parts: items.map(partOf),
-    };
+    const data: PredictJobData = { ...this.jobHead(first), rows, values, parts: items.map(partOf) };
     return { data, opts: this.jobOptions() };
+  }
+
+  // A gathered job's data but for its rows, values and parts: model, version, format, replica.
+  private jobHead(first: GatherItem): Omit<PredictJobData, 'parts'> {
+    return { ...first.data, replyTo: this.deps.replicaId, single: false };
   }
 
   private jobOptions(): JobsOptions {
@@ -323,7 +321,7 @@ export class OnlineGatherer {
   // (GATHER): hits and requests carried elsewhere leave it, the rest are its parts. A request
   // alone pays one round trip for all of it.
   private async gatherAndAdd(items: GatherItem[], shard: number): Promise<Placement[]> {
-    const { redis, keys, hub, replicaId } = this.deps;
+    const { redis, keys, hub } = this.deps;
     const [first] = items as [GatherItem, ...GatherItem[]];
     const jobId = newJobId(shard);
     hub.expect(jobId);
@@ -333,13 +331,7 @@ export class OnlineGatherer {
     const lane = fastLaneKeys(queueKey);
     // The data as `job` makes it, but for the rows, values and parts the script adds: only
     // those of the requests that need the job.
-    const head = JSON.stringify({
-      ...first.data,
-      rows: undefined,
-      values: undefined,
-      replyTo: replicaId,
-      single: false,
-    });
+    const head = JSON.stringify({ ...this.jobHead(first), rows: undefined, values: undefined });
     const itemKeys: string[] = [];
     const itemArgs: (string | number)[] = [];
     for (const item of items) {
@@ -407,8 +399,10 @@ export class OnlineGatherer {
     // Each request's placement, or the index of its part among those flushed as usual.
     const slots: (Placement | Promise<Placement> | number)[] = [];
     const rest: GatherItem[] = [];
+    let next = 0;
     for (const item of items) {
-      const at = looked.indexOf(item);
+      // The looked-up requests' entries and claims stand in `read` in the requests' order.
+      const at = item.lookup ? next++ : -1;
       const entry = at < 0 ? null : read[2 * at];
       const claim = at < 0 ? null : read[2 * at + 1];
       const carried = claim ? parsePartId(claim) : undefined;

@@ -3,9 +3,8 @@
 // batch (microsoft/onnxruntime#19611), so it must not run where BullMQ renews its locks.
 // Plain JavaScript (type-checked through JSDoc) because Node 20 cannot apply tsx's loader to a
 // worker thread's entry module; this file is loaded the same way from a checkout and from dist.
-import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import * as ort from 'onnxruntime-node';
+import { createSession, runSession } from './ort-session.js';
 
 /** @typedef {import('./thread-protocol.js').ThreadRequest} ThreadRequest */
 /** @typedef {import('./thread-protocol.js').ThreadResponse} ThreadResponse */
@@ -14,7 +13,7 @@ import * as ort from 'onnxruntime-node';
 
 /** @type {ThreadInit} */
 const init = workerData; // eslint-disable-line @typescript-eslint/no-unsafe-assignment -- workerData is untyped by Node
-/** @type {Map<string, ort.InferenceSession>} */
+/** @type {Map<string, import('onnxruntime-node').InferenceSession>} */
 const sessions = new Map();
 const port = parentPort;
 if (!port) throw new Error('inference-thread must run as a worker thread');
@@ -29,41 +28,20 @@ const messageOf = (err) => (err instanceof Error ? err.message : String(err));
 
 /** @param {string} key @param {string} path */
 async function load(key, path) {
-  const session = await ort.InferenceSession.create(path, {
-    intraOpNumThreads: init.intraOpThreads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  });
-  sessions.set(key, session);
+  sessions.set(key, await createSession(path, init.intraOpThreads));
 }
 
 /** @param {number} id @param {string} key @param {Record<string, ThreadTensor>} feeds */
 async function run(id, key, feeds) {
   const session = sessions.get(key);
   if (!session) throw new Error(`model ${key} is not loaded`);
-  /** @type {Record<string, ort.Tensor>} */
-  const inputs = {};
-  for (const [name, t] of Object.entries(feeds)) {
-    inputs[name] = new ort.Tensor(
-      /** @type {'float32'} */ (t.type),
-      /** @type {Float32Array} */ (t.data),
-      t.dims,
-    );
-  }
-  const started = performance.now();
-  const outputs = await session.run(inputs);
-  const ms = performance.now() - started;
-  /** @type {Record<string, ThreadTensor>} */
-  const out = {};
+  const { outputs, ms } = await runSession(session, feeds);
   /** @type {ArrayBuffer[]} */
   const transfer = [];
-  for (const [name, tensor] of Object.entries(outputs)) {
-    const data = /** @type {ThreadTensor['data']} */ (tensor.data);
-    out[name] = { type: tensor.type, data, dims: [...tensor.dims] };
-    if (data.buffer instanceof ArrayBuffer) transfer.push(data.buffer);
+  for (const tensor of Object.values(outputs)) {
+    if (tensor.data.buffer instanceof ArrayBuffer) transfer.push(tensor.data.buffer);
   }
-  reply({ type: 'result', id, outputs: out, ms }, transfer);
+  reply({ type: 'result', id, outputs, ms }, transfer);
 }
 
 port.on('message', (/** @type {ThreadRequest} */ msg) => {

@@ -1,4 +1,5 @@
-import * as ort from 'onnxruntime-node';
+import type { InferenceSession } from 'onnxruntime-node';
+import { createSession, runSession } from './ort-session.js';
 import type { RunResult } from './sessions.js';
 import type { ThreadTensor } from './thread-protocol.js';
 
@@ -12,41 +13,20 @@ export class InlineSession {
   private readonly running = new Set<Promise<unknown>>();
   private released = false;
 
-  private constructor(private readonly session: ort.InferenceSession) {}
+  private constructor(private readonly session: InferenceSession) {}
 
   /** Loads the ONNX file at `path` with the inference thread's session options. */
   static async create(path: string): Promise<InlineSession> {
-    const session = await ort.InferenceSession.create(path, {
-      intraOpNumThreads: 1,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-    });
-    return new InlineSession(session);
+    return new InlineSession(await createSession(path, 1));
   }
 
   /** Runs `feeds`; outputs in the inference thread's shape. */
   async run(feeds: Record<string, ThreadTensor>): Promise<RunResult> {
     if (this.released) throw new Error('the session was released');
-    const inputs: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(feeds)) {
-      inputs[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
-    }
-    const started = performance.now();
-    const run = this.session.run(inputs);
+    const run = runSession(this.session, feeds);
     this.running.add(run);
     try {
-      const outputs = await run;
-      const ms = performance.now() - started;
-      const out: Record<string, ThreadTensor> = {};
-      for (const [name, tensor] of Object.entries(outputs)) {
-        out[name] = {
-          type: tensor.type,
-          data: tensor.data as ThreadTensor['data'],
-          dims: [...tensor.dims],
-        };
-      }
-      return { outputs: out, ms };
+      return await run;
     } finally {
       this.running.delete(run);
     }
