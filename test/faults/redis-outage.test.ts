@@ -9,7 +9,8 @@ import {
   type ApiProcess,
   type InferqProcess,
 } from '../helpers/processes.js';
-import { auditJobs } from '../helpers/queue-audit.js';
+import { auditJobs, jobIdsOf, type JobAudit } from '../helpers/queue-audit.js';
+import { PREDICT_QUEUE } from '../../src/shared/keys.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 
 // appendfsync always: Redis writes each command to disk before it replies, so every job the API
@@ -121,17 +122,48 @@ describe('Redis stopped under load and started again (real processes, own redis-
     const acked = all.filter((s) => s.status === 202 && s.id).map((s) => s.id ?? '');
     expect(acked.length).toBeGreaterThan(10);
     const client = new Redis(redis.url);
+    let unfinished: [string, JobAudit][] = [];
     try {
       await eventually(
         async () => {
           const audit = await auditJobs(client, prefix, acked);
-          return [...audit.values()].every((a) => a.finishedOn !== undefined && a.returnvalue);
+          unfinished = [...audit].filter(([, a]) => a.finishedOn === undefined || !a.returnvalue);
+          return unfinished.length === 0;
         },
         30_000,
         250,
-      );
+      ).catch(async (error: unknown) => {
+        // Name the jobs that were lost, where they are, and what the worker said.
+        console.log(`unfinished ${unfinished.length} of ${acked.length}:`);
+        const ids = await jobIdsOf(client, prefix, unfinished.slice(0, 5).map(([id]) => id));
+        const queue = `${prefix}:${PREDICT_QUEUE}:`;
+        for (const id of ids) {
+          const [hash, wait, active, failed] = await Promise.all([
+            client.hgetall(`${queue}${id}`),
+            client.lpos(`${queue}wait`, id),
+            client.lpos(`${queue}active`, id),
+            client.zscore(`${queue}failed`, id),
+          ]);
+          delete hash.data;
+          console.log(id, { wait, active, failed, hash });
+        }
+        const transits = await client.keys(`${queue}fast-transit:*`);
+        for (const t of transits) console.log(t, await client.lrange(t, 0, -1));
+        console.log('worker warnings:', warnings(worker.output()));
+        console.log('api warnings:', warnings(api.output()));
+        throw error;
+      });
     } finally {
       client.disconnect();
     }
   }
 });
+
+/** The log lines of level warn and above (pino levels 40+), the last 30. */
+function warnings(output: string): string[] {
+  return output
+    .split('\n')
+    .filter((line) => /"level":(4|5|6)\d/.test(line))
+    .slice(-30)
+    .map((line) => line.slice(0, 400));
+}
