@@ -102,11 +102,11 @@ describe('Redis stopped under load and started again (real processes, own redis-
       (s) => s.startedAt > killedAt + 100 && s.startedAt < restartedAt - 500,
     );
     expect(duringOutage.length).toBeGreaterThan(20);
-    expect(duringOutage.every((s) => s.status === 503)).toBe(true);
-    expect(duringOutage.every((s) => s.endedAt - s.startedAt < 1000)).toBe(true);
+    expect(duringOutage.filter((s) => s.status !== 503)).toEqual([]);
+    expect(duringOutage.filter((s) => s.endedAt - s.startedAt >= 1000)).toEqual([]);
     // Requests already waiting for a result when Redis died were answered by their deadline.
     const inFlight = all.filter((s) => s.startedAt <= killedAt && s.endedAt > killedAt);
-    expect(inFlight.every((s) => s.endedAt - s.startedAt <= WAIT_S * 1000 + 1500)).toBe(true);
+    expect(inFlight.filter((s) => s.endedAt - s.startedAt > WAIT_S * 1000 + 1500)).toEqual([]);
     expect(recoveredAt - restartedAt).toBeLessThan(10_000);
     const slowest503 = Math.max(...duringOutage.map((s) => s.endedAt - s.startedAt));
     console.log(

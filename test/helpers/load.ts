@@ -1,5 +1,7 @@
 /** One request sent by a load loop and how it ended. */
 export interface Sample {
+  /** Path of the request (which endpoint answered). */
+  path?: string;
   startedAt: number;
   endedAt: number;
   /** HTTP status, or 0 when no answer came before the client gave up. */
@@ -30,6 +32,7 @@ export async function sample(
       error?: { code?: string };
     };
     return {
+      path: new URL(url).pathname,
       startedAt,
       endedAt: Date.now(),
       status: res.status,
@@ -38,7 +41,7 @@ export async function sample(
       id: parsed.id,
     };
   } catch {
-    return { startedAt, endedAt: Date.now(), status: 0, retryAfter: null };
+    return { path: new URL(url).pathname, startedAt, endedAt: Date.now(), status: 0, retryAfter: null };
   }
 }
 
