@@ -126,6 +126,48 @@ describe('batch-chunk processor, run by hand on jobs nobody consumes', () => {
   });
 });
 
+describe('inference runs of a batch chunk', () => {
+  let idle: TestStack;
+  let thread: InferenceThread;
+  let redis: Redis;
+
+  afterAll(async () => {
+    redis?.disconnect();
+    await thread?.close();
+    await idle?.close();
+  });
+
+  it("are BATCH_RUN_ROWS rows, not the model's online micro-batch size", async () => {
+    // The fixture's model.json caps online micro-batches at 64 rows.
+    idle = await createStack({
+      worker: false,
+      env: { MODEL_DIR: 'test/fixtures/models', BATCH_CHUNK_ROWS: '300', BATCH_RUN_ROWS: '128' },
+    });
+    const logger = testLogger('worker');
+    thread = new InferenceThread({ logger });
+    const runs: number[] = [];
+    const pool = new ModelPool({
+      thread,
+      logger,
+      maxBatchSize: 64,
+      maxBatchDelayMs: 1,
+      onBatch: (_model, rows) => runs.push(rows),
+    });
+    const models = await ModelRepository.scan('test/fixtures/models', 3);
+    expect(models.resolve('breast-cancer').batching?.maxBatchSize).toBe(64);
+    await pool.loadAll(models);
+    redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const run = createBatchProcessor({ pool, redis, config: idle.config, logger });
+    const rows = Array.from({ length: 300 }, (_, i) => uniqueRow(9_000 + i));
+    const { id } = await json(upload(idle, ndjson(rows), 'model=breast-cancer'));
+    const job = await idle.api.deps.batches.queue.getJob(chunkJobId(id, 0));
+    expect(await run(job as Job<BatchChunkJobData>)).toMatchObject({ rows: 300, finished: true });
+    expect(runs).toEqual([128, 128, 44]);
+    const lines = await results(idle, id);
+    expect(lines.map((l) => l.status)).toEqual(rows.map(() => 'completed'));
+  });
+});
+
 describe('Redis cost of a batch', () => {
   let server: RedisServer;
   let stack: TestStack;

@@ -36,9 +36,6 @@ export interface BatchProcessorDeps {
 /** Bytes of a typical result line (a classifier's, with an id): the first guess of the buffer. */
 const RESULT_LINE_BYTES = 160;
 
-/** Rows of one inference run of a chunk when the model gives no batching hint. */
-const CHUNK_RUN_ROWS = 1024;
-
 function attemptsLeft(job: Job): number {
   return (job.opts.attempts ?? 1) - job.attemptsMade - 1;
 }
@@ -96,10 +93,9 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
     if (misses.length > 0) {
       // Usually every row missed: then the rows go as they are, else the misses are gathered.
       const missValues = misses.length === rows ? values : gatherRows(values, rowSize, misses);
-      // Bigger runs than online ones, unless the model asks for a limit: nobody waits on one row.
-      const maxBatch =
-        loaded.model.batching?.maxBatchSize ?? Math.max(config.MAX_BATCH_SIZE, CHUNK_RUN_ROWS);
-      const inferred = await inferRows(loaded, maxBatch, missValues, misses.length);
+      // Runs of BATCH_RUN_ROWS, not of the online micro-batch size: 64-row runs of a 1M-row
+      // batch cost its worker a quarter more CPU (issue 14).
+      const inferred = await inferRows(loaded, config.BATCH_RUN_ROWS, missValues, misses.length);
       misses.forEach((row, j) => (outcomes[row] = inferred[j]));
     }
     return outcomes.map((o) => o ?? { error: { code: 'inference_failed', message: 'no result' } });
