@@ -98,8 +98,11 @@ export function rowsOfChunk(total: number, chunkRows: number, n: number): number
 export interface StagedChunk {
   rows: number;
   rowSize: number;
-  /** Client ids by row; null where an item had none. Empty when no item had one. */
-  ids: (string | null)[];
+  /**
+   * Client ids by row, null where an item had none (empty when no item had one); or the ids
+   * section already encoded: each row's id as its JSON text ('' for none), joined by newlines.
+   */
+  ids: (string | null)[] | Uint8Array;
   /** rows * rowSize float32 values, row-major. */
   values: Float32Array;
 }
@@ -126,9 +129,9 @@ export interface DecodedChunk {
  * their JSON size, and hash to the same cache key as an online request.
  */
 export function encodeChunk(chunk: StagedChunk): Buffer {
-  const ids = Buffer.from(
-    chunk.ids.map((id) => (id === null ? '' : JSON.stringify(id))).join('\n'),
-  );
+  const ids = Array.isArray(chunk.ids)
+    ? Buffer.from(chunk.ids.map((id) => (id === null ? '' : JSON.stringify(id))).join('\n'))
+    : chunk.ids;
   const header = Buffer.from(
     JSON.stringify({ rows: chunk.rows, rowSize: chunk.rowSize, idBytes: ids.length }),
   );
@@ -137,7 +140,7 @@ export function encodeChunk(chunk: StagedChunk): Buffer {
   const out = Buffer.alloc(offset + byteLength);
   out.writeUInt32LE(header.length, 0);
   header.copy(out, 4);
-  ids.copy(out, 4 + header.length);
+  out.set(ids, 4 + header.length);
   const bytes = new Uint8Array(chunk.values.buffer, chunk.values.byteOffset, byteLength);
   out.set(bytes, offset);
   return out;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NOT_FAST, readItemFast } from '../../src/api/batches/ndjson-item.js';
+import { readItemFast, type IdSpan } from '../../src/api/batches/ndjson-item.js';
 import { checkItem } from '../../src/shared/batches.js';
 
 // The fast NDJSON line reader must agree with JSON.parse + checkItem on every line it takes, to
@@ -21,13 +21,21 @@ function slow(line: string): { values: Float32Array; id?: string } | undefined {
   return checked.id === undefined ? { values } : { values, id: checked.id };
 }
 
+/** What the fast reader refused. */
+const NOT_FAST = Symbol('not-fast');
+
 function fast(line: string): { values: Float32Array; id?: string } | typeof NOT_FAST {
   const bytes = Buffer.from(`xx${line}yy`);
   const values = new Float32Array(WIDTH + 2);
-  const id = readItemFast(bytes, 2, bytes.length - 2, values, 1, WIDTH);
-  if (id === NOT_FAST) return NOT_FAST;
+  const span: IdSpan = { start: 0, end: 0 };
+  if (!readItemFast(bytes, 2, bytes.length - 2, values, 1, WIDTH, span)) return NOT_FAST;
   const row = values.slice(1, 1 + WIDTH);
-  return id === undefined ? { values: row } : { values: row, id };
+  if (span.start < 0) return { values: row };
+  // The span is the id's JSON text, as JSON.stringify writes the string JSON.parse reads from it.
+  const text = bytes.toString('utf8', span.start, span.end);
+  const id = JSON.parse(text) as string;
+  expect(JSON.stringify(id)).toBe(text);
+  return { values: row, id };
 }
 
 function expectAgreement(line: string): 'fast' | 'slow' {
@@ -94,6 +102,9 @@ describe('readItemFast', () => {
       '{"features":[0.1,0.2,0.30000000000000004,12345678901234567890]}',
       '{ "features" : [ 1 , 2 , 3 , 4 ] , "id" : "é ü 日本" }\r',
       '{"features":[1e-45,3.4028234663852886e38,-1e-7,123456789012345]}',
+      // Mantissas about 2^53, where the exact path ends.
+      '{"features":[9007199254740991,9007199254740993,0.9007199254740993,900719925474099.3]}',
+      '{"features":[4503599627370497.5,9007199254740992e-22,1.0000000000000002,-8.5e22]}',
     ]) {
       expect(expectAgreement(line), line).toBe('fast');
     }

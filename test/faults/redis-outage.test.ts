@@ -135,7 +135,11 @@ describe('Redis stopped under load and started again (real processes, own redis-
       ).catch(async (error: unknown) => {
         // Name the jobs that were lost, where they are, and what the worker said.
         console.log(`unfinished ${unfinished.length} of ${acked.length}:`);
-        const ids = await jobIdsOf(client, prefix, unfinished.slice(0, 5).map(([id]) => id));
+        const ids = await jobIdsOf(
+          client,
+          prefix,
+          unfinished.slice(0, 5).map(([id]) => id),
+        );
         const queue = `${prefix}:${PREDICT_QUEUE}:`;
         for (const id of ids) {
           const [hash, wait, active, failed] = await Promise.all([

@@ -41,7 +41,13 @@ export async function sample(
       id: parsed.id,
     };
   } catch {
-    return { path: new URL(url).pathname, startedAt, endedAt: Date.now(), status: 0, retryAfter: null };
+    return {
+      path: new URL(url).pathname,
+      startedAt,
+      endedAt: Date.now(),
+      status: 0,
+      retryAfter: null,
+    };
   }
 }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ChunkStager, stageNdjson } from '../../src/api/batches/batch-upload.js';
 import { cancelledLines, decodeChunk, encodeChunk } from '../../src/shared/batches.js';
 
 const values = (rows: number) => Float32Array.from({ length: rows * 3 }, (_, i) => i / 3);
@@ -40,5 +41,42 @@ describe('staged chunks', () => {
       { index: 10, id: 'a"b', status: 'cancelled' },
       { index: 11, status: 'cancelled' },
     ]);
+  });
+
+  it("hold an upload's ids as their JSON texts, read fast or through JSON.parse alike", async () => {
+    const ids = [
+      'r1', // read straight from the bytes
+      undefined,
+      'quote " inside', // escaped: JSON.parse
+      'é'.repeat(200), // 400 bytes but 200 characters: JSON.parse, accepted
+      'x'.repeat(256),
+      '日本',
+    ];
+    const lines = ids.map((id, i) => {
+      const features = `[${i},${i + 0.5},${-i}]`;
+      return id === undefined
+        ? `{"features":${features}}`
+        : `{"id":${JSON.stringify(id)},"features":${features}}`;
+    });
+    const staged: Buffer[] = [];
+    const stager = new ChunkStager({
+      batchId: 'b',
+      rowSize: 3,
+      chunkRows: 4,
+      sink: {
+        stage: (_chunk, buf) => Promise.resolve(void staged.push(buf)),
+        seal: () => Promise.resolve(),
+        reject: () => Promise.resolve(),
+      },
+    });
+    // In two network chunks, cut inside a line.
+    const bytes = Buffer.from(lines.join('\n') + '\n');
+    const body = ReadableStream.from([bytes.subarray(0, 100), bytes.subarray(100)]);
+    await stageNdjson(body, stager, { maxLineBytes: 4096, maxRows: 100, maxBytes: 1 << 20 });
+    const chunks = staged.map(decodeChunk);
+    expect(chunks.map((c) => c.rows)).toEqual([4, 2]);
+    const texts = chunks.flatMap((c) => c.idTexts);
+    expect(texts).toEqual(ids.map((id) => (id === undefined ? '' : JSON.stringify(id))));
+    expect([...(chunks[1]?.values ?? [])]).toEqual([4, 4.5, -4, 5, 5.5, -5]);
   });
 });

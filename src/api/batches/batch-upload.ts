@@ -1,7 +1,7 @@
 import { setImmediate } from 'node:timers/promises';
 import { checkItem, encodeChunk } from '../../shared/batches.js';
 import { ApiError, type ErrorDetail } from '../../shared/errors.js';
-import { NOT_FAST, readItemFast } from './ndjson-item.js';
+import { readItemFast, type IdSpan } from './ndjson-item.js';
 
 /**
  * Where a stager hands its chunks: the batch service stages each in Redis and queues its job at
@@ -40,8 +40,8 @@ export class ChunkStager {
   /** Chunks handed to the sink (or being handed) so far. */
   chunks = 0;
   private values: Float32Array;
-  private ids: (string | null)[] = [];
-  private anyId = false;
+  private ids = new IdTexts();
+  private readonly id: IdSpan = { start: -1, end: -1 };
   private rows = 0;
   private inflight: Promise<void>[] = [];
   private failure: Error | undefined;
@@ -60,7 +60,9 @@ export class ChunkStager {
     const { rowSize, chunkRows } = this.options;
     const checked = checkItem(raw, rowSize, this.values, this.rows * rowSize);
     if (!checked.ok) return checked.detail;
-    this.accept(checked.id, chunkRows);
+    if (checked.id === undefined) this.ids.none();
+    else this.ids.text(Buffer.from(JSON.stringify(checked.id)));
+    this.accept(chunkRows);
     return undefined;
   }
 
@@ -70,15 +72,17 @@ export class ChunkStager {
    */
   addLine(bytes: Uint8Array, start: number, end: number): boolean {
     const { rowSize, chunkRows } = this.options;
-    const id = readItemFast(bytes, start, end, this.values, this.rows * rowSize, rowSize);
-    if (id === NOT_FAST) return false;
-    this.accept(id, chunkRows);
+    const { id } = this;
+    if (!readItemFast(bytes, start, end, this.values, this.rows * rowSize, rowSize, id)) {
+      return false;
+    }
+    if (id.start < 0) this.ids.none();
+    else this.ids.text(bytes, id.start, id.end);
+    this.accept(chunkRows);
     return true;
   }
 
-  private accept(id: string | undefined, chunkRows: number): void {
-    this.ids.push(id ?? null);
-    if (id !== undefined) this.anyId = true;
+  private accept(chunkRows: number): void {
     this.rows++;
     this.total++;
     if (this.rows === chunkRows) this.flush();
@@ -119,7 +123,7 @@ export class ChunkStager {
     const buf = encodeChunk({
       rows: this.rows,
       rowSize,
-      ids: this.anyId ? this.ids : [],
+      ids: this.ids.bytes(),
       values: this.values.subarray(0, this.rows * rowSize),
     });
     // Errors are kept and rethrown by drain or finish: no rejection goes unhandled.
@@ -131,10 +135,51 @@ export class ChunkStager {
       ),
     );
     this.rows = 0;
-    this.ids = [];
-    this.anyId = false;
+    this.ids = new IdTexts();
   }
 }
+
+/**
+ * The ids section of a staged chunk (see encodeChunk) built as bytes: each row's id as its JSON
+ * text, '' where it has none, joined by newlines. An NDJSON line's id is copied as it stands in
+ * the upload, never decoded into a string and written again.
+ */
+class IdTexts {
+  private buf = Buffer.allocUnsafe(4096);
+  private length = 0;
+  private rows = 0;
+  private any = false;
+
+  /** The next row has no id. */
+  none(): void {
+    if (this.rows++ > 0) this.put(NEWLINE, 0, 1);
+  }
+
+  /** The next row's id, as the JSON text in `bytes[start, end)`. */
+  text(bytes: Uint8Array, start = 0, end = bytes.length): void {
+    this.none();
+    this.any = true;
+    this.put(bytes, start, end);
+  }
+
+  /** The section's bytes; empty when no row had an id. */
+  bytes(): Uint8Array {
+    return this.any ? this.buf.subarray(0, this.length) : new Uint8Array(0);
+  }
+
+  private put(bytes: Uint8Array, start: number, end: number): void {
+    const needed = this.length + end - start;
+    if (needed > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, this.buf.length * 2));
+      this.buf.copy(grown, 0, 0, this.length);
+      this.buf = grown;
+    }
+    this.buf.set(bytes.subarray(start, end), this.length);
+    this.length = needed;
+  }
+}
+
+const NEWLINE = Buffer.from('\n');
 
 /** One line of an NDJSON upload: its 1-based number and its bytes, `bytes[start, end)`. */
 export interface NdjsonLine {
@@ -187,22 +232,25 @@ const BUSY_MS = 5;
  * handed over.
  */
 export async function* readLines(
-  body: ReadableStream<Uint8Array>,
+  body: AsyncIterable<Uint8Array>,
   limits: NdjsonLimits,
 ): AsyncGenerator<NdjsonLine[]> {
   const { maxLineBytes, maxRows, maxBytes } = limits;
-  const reader = body.getReader();
+  const chunks = body[Symbol.asyncIterator]();
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let line = 0;
   let received = 0;
   try {
     for (;;) {
-      const { done, value } = await reader.read().catch((err: unknown) => {
-        const reason = err instanceof Error ? err.message : String(err);
-        throw new ApiError('invalid_json', `The upload was interrupted: ${reason}.`);
-      });
-      if (done) break;
+      const next: IteratorResult<Uint8Array, unknown> = await chunks
+        .next()
+        .catch((err: unknown) => {
+          const reason = err instanceof Error ? err.message : String(err);
+          throw new ApiError('invalid_json', `The upload was interrupted: ${reason}.`);
+        });
+      if (next.done) break;
+      const value = next.value;
       received += value.byteLength;
       if (received > maxBytes) throw tooManyBytes(maxBytes);
       const buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
@@ -249,9 +297,9 @@ export async function* readLines(
       yield [{ line: line + 1, bytes, start: 0, end: bytes.length }];
     }
   } finally {
-    // Not cancel(): that would destroy the socket before the error answer is written; the
-    // server drains what the client still sends.
-    reader.releaseLock();
+    // Lets go of the body without destroying it (see `requestBytes`): the socket must outlive
+    // the error answer, and the server drains what the client still sends.
+    await chunks.return?.();
   }
 }
 
@@ -269,7 +317,7 @@ function lineError(line: number, detail: ErrorDetail): ApiError {
  * a large upload does not delay other requests.
  */
 export async function stageNdjson(
-  body: ReadableStream<Uint8Array>,
+  body: AsyncIterable<Uint8Array>,
   stager: ChunkStager,
   limits: NdjsonLimits,
 ): Promise<void> {

@@ -21,13 +21,11 @@ const UPPER_E = 0x45;
 const ID_KEY = Buffer.from('"id"');
 const FEATURES_KEY = Buffer.from('"features"');
 
-// Exact powers of ten: a decimal of at most 15 significant digits scaled by one of these is the
-// correctly rounded double (Clinger's fast path), the same value JSON.parse gives.
+// Exact powers of ten: an integer below 2^53 scaled by one of these is the correctly rounded
+// double (Clinger's fast path), the same value JSON.parse gives.
 const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
-const MAX_EXACT_DIGITS = 15;
-
-/** A line the fast reader does not take: the caller parses it with JSON.parse instead. */
-export const NOT_FAST = Symbol('not-fast');
+// Below it, every step of gathering the digits into the mantissa was exact.
+const MAX_EXACT_MANTISSA = 2 ** 53;
 
 /** Where a read stands in the line. */
 interface Cursor {
@@ -36,11 +34,12 @@ interface Cursor {
   end: number;
 }
 
+function isSpace(b: number | undefined): boolean {
+  return b === 0x20 || b === 0x09 || b === 0x0d || b === 0x0a;
+}
+
 function skipSpace(c: Cursor): void {
-  for (; c.at < c.end; c.at++) {
-    const b = c.buf[c.at];
-    if (b !== 0x20 && b !== 0x09 && b !== 0x0d && b !== 0x0a) return;
-  }
+  while (c.at < c.end && isSpace(c.buf[c.at])) c.at++;
 }
 
 function expect(c: Cursor, byte: number): boolean {
@@ -58,82 +57,87 @@ function expectKey(c: Cursor, key: Buffer): boolean {
   return expect(c, COLON);
 }
 
-/** A string without escapes or control characters; undefined for anything else. */
-function readString(c: Cursor): string | undefined {
-  if (!expect(c, QUOTE)) return undefined;
-  const start = c.at;
-  for (; c.at < c.end; c.at++) {
-    const b = c.buf[c.at]!;
-    if (b === QUOTE) {
-      const text = Buffer.from(c.buf.buffer, c.buf.byteOffset + start, c.at - start).toString();
-      c.at++;
-      return text;
-    }
-    if (b === BACKSLASH || b < 0x20) return undefined;
-  }
-  return undefined;
+/**
+ * Where a line's id stands: bytes [start, end) of its JSON string, quotes included (the id's JSON
+ * text as JSON.stringify writes it, for the strings readItemFast takes); start < 0 when none.
+ */
+export interface IdSpan {
+  start: number;
+  end: number;
 }
 
-/** A JSON number as JSON.parse reads it; NaN when the text is not one. One pass over its bytes. */
+/**
+ * A string of at most MAX_ITEM_ID_LENGTH bytes without escapes or control characters, its span
+ * noted in `id`; false for anything else (JSON.parse then reads it, and counts its characters).
+ */
+function readIdText(c: Cursor, id: IdSpan): boolean {
+  if (!expect(c, QUOTE)) return false;
+  const start = c.at - 1;
+  const last = Math.min(c.end, c.at + MAX_ITEM_ID_LENGTH + 1);
+  for (; c.at < last; c.at++) {
+    const b = c.buf[c.at]!;
+    if (b === QUOTE) {
+      c.at++;
+      id.start = start;
+      id.end = c.at;
+      return true;
+    }
+    if (b === BACKSLASH || b < 0x20) return false;
+  }
+  return false;
+}
+
+/**
+ * A JSON number as JSON.parse reads it; NaN when the text is not one. One pass over its bytes,
+ * the digits gathered into an integer mantissa.
+ */
 function readNumber(c: Cursor): number {
-  skipSpace(c);
   const buf = c.buf;
   const end = c.end;
   const start = c.at;
   let at = start;
-  const negative = at < end && buf[at] === MINUS;
-  if (negative) at++;
   let b = at < end ? buf[at]! : -1;
+  const negative = b === MINUS;
+  if (negative) b = ++at < end ? buf[at]! : -1;
   let mantissa = 0;
-  let digits = 0;
   let scale = 0;
   if (b === ZERO) {
-    at++;
-    b = at < end ? buf[at]! : -1;
+    b = ++at < end ? buf[at]! : -1;
     if (b >= ZERO && b <= NINE) return NaN;
   } else if (b > ZERO && b <= NINE) {
-    while (b >= ZERO && b <= NINE) {
+    do {
       mantissa = mantissa * 10 + (b - ZERO);
-      digits++;
-      at++;
-      b = at < end ? buf[at]! : -1;
-    }
+      b = ++at < end ? buf[at]! : -1;
+    } while (b >= ZERO && b <= NINE);
   } else {
     return NaN;
   }
   if (b === DOT) {
-    at++;
-    const fracStart = at;
+    const fracStart = ++at;
     b = at < end ? buf[at]! : -1;
     while (b >= ZERO && b <= NINE) {
-      if (digits > 0 || b !== ZERO) digits++;
       mantissa = mantissa * 10 + (b - ZERO);
-      at++;
-      b = at < end ? buf[at]! : -1;
+      b = ++at < end ? buf[at]! : -1;
     }
     if (at === fracStart) return NaN;
     scale = fracStart - at;
   }
   if (b === LOWER_E || b === UPPER_E) {
-    at++;
-    b = at < end ? buf[at]! : -1;
+    b = ++at < end ? buf[at]! : -1;
     const sign = b === MINUS ? -1 : 1;
-    if (b === MINUS || b === PLUS) {
-      at++;
-      b = at < end ? buf[at]! : -1;
-    }
+    if (b === MINUS || b === PLUS) b = ++at < end ? buf[at]! : -1;
     if (!(b >= ZERO && b <= NINE)) return NaN;
     let exponent = 0;
-    while (b >= ZERO && b <= NINE) {
+    do {
       if (exponent < 1e6) exponent = exponent * 10 + (b - ZERO);
-      at++;
-      b = at < end ? buf[at]! : -1;
-    }
+      b = ++at < end ? buf[at]! : -1;
+    } while (b >= ZERO && b <= NINE);
     scale += sign * exponent;
   }
   c.at = at;
   let value: number;
-  if (digits <= MAX_EXACT_DIGITS && scale >= -22 && scale <= 22) {
+  // Clinger's fast path: an exact integer mantissa scaled by an exact power of ten rounds once.
+  if (mantissa < MAX_EXACT_MANTISSA && scale >= -22 && scale <= 22) {
     value = scale >= 0 ? mantissa * POW10[scale]! : mantissa / POW10[-scale]!;
   } else {
     // Long or far-scaled numbers: V8's own conversion of the same text.
@@ -146,10 +150,16 @@ function readNumber(c: Cursor): number {
 /** Reads `[n, ...]` of exactly `rowSize` numbers into `target`; false for anything else. */
 function readFeatures(c: Cursor, target: Float32Array, offset: number, rowSize: number): boolean {
   if (!expect(c, OPEN_BRACKET)) return false;
+  const buf = c.buf;
   for (let i = 0; i < rowSize; i++) {
-    if (i > 0 && !expect(c, COMMA)) return false;
+    // The usual compact text needs no whitespace skipping: one byte looked at per separator.
+    if (i > 0) {
+      if (buf[c.at] === COMMA) c.at++;
+      else if (!expect(c, COMMA)) return false;
+    }
+    if (isSpace(buf[c.at])) skipSpace(c);
     const v = readNumber(c);
-    if (!(Math.abs(v) <= FLOAT32_MAX)) return false;
+    if (!(v <= FLOAT32_MAX && v >= -FLOAT32_MAX)) return false;
     target[offset + i] = v;
   }
   return expect(c, CLOSE_BRACKET);
@@ -158,10 +168,11 @@ function readFeatures(c: Cursor, target: Float32Array, offset: number, rowSize: 
 /**
  * Reads one NDJSON line of the usual shape, `{"id": "...", "features": [numbers]}` (either key
  * order, id optional), straight from its bytes into `target` at `offset`, without building the
- * line's string or its objects: returns the id (undefined when none), or NOT_FAST for any line
- * it does not take (another shape, escapes, a wrong width, a bad value). Such a line goes through
- * JSON.parse and checkItem, which accept the same valid lines and name what is wrong with the
- * others; every value read here equals JSON.parse's.
+ * line's string or its objects; the id's span goes to `id` (its text is never decoded here).
+ * False for any line it does not take (another shape, escapes, a wrong width, a bad value, an id
+ * over MAX_ITEM_ID_LENGTH bytes): such a line goes through JSON.parse and checkItem, which accept
+ * the same valid lines and name what is wrong with the others; every value read here equals
+ * JSON.parse's.
  */
 export function readItemFast(
   buf: Uint8Array,
@@ -170,30 +181,29 @@ export function readItemFast(
   target: Float32Array,
   offset: number,
   rowSize: number,
-): string | undefined | typeof NOT_FAST {
+  id: IdSpan,
+): boolean {
   const c: Cursor = { buf, at: start, end };
-  if (!expect(c, OPEN_BRACE)) return NOT_FAST;
-  let id: string | undefined;
+  id.start = -1;
+  if (!expect(c, OPEN_BRACE)) return false;
   let features = false;
   for (let field = 0; field < 2; field++) {
     if (field > 0) {
       skipSpace(c);
       if (c.buf[c.at] === CLOSE_BRACE) break;
-      if (!expect(c, COMMA)) return NOT_FAST;
+      if (!expect(c, COMMA)) return false;
     }
     skipSpace(c);
     if (!features && c.buf[c.at + 1] === 0x66 /* f */) {
-      if (!expectKey(c, FEATURES_KEY) || !readFeatures(c, target, offset, rowSize)) return NOT_FAST;
+      if (!expectKey(c, FEATURES_KEY) || !readFeatures(c, target, offset, rowSize)) return false;
       features = true;
-    } else if (id === undefined && c.buf[c.at + 1] === 0x69 /* i */) {
-      if (!expectKey(c, ID_KEY)) return NOT_FAST;
-      id = readString(c);
-      if (id === undefined || id.length > MAX_ITEM_ID_LENGTH) return NOT_FAST;
+    } else if (id.start < 0 && c.buf[c.at + 1] === 0x69 /* i */) {
+      if (!expectKey(c, ID_KEY) || !readIdText(c, id)) return false;
     } else {
-      return NOT_FAST;
+      return false;
     }
   }
-  if (!features || !expect(c, CLOSE_BRACE)) return NOT_FAST;
+  if (!features || !expect(c, CLOSE_BRACE)) return false;
   skipSpace(c);
-  return c.at === end ? id : NOT_FAST;
+  return c.at === end;
 }

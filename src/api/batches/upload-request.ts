@@ -5,7 +5,7 @@ import type { ModelVersion } from '../../shared/model-repository.js';
 import { parseOrThrow } from '../../shared/schemas.js';
 import type { ApiDeps, AppEnv } from '../deps.js';
 import { ownerOf } from '../http/owner.js';
-import { headerOf } from '../http/node-request.js';
+import { headerOf, requestBytes } from '../http/node-request.js';
 import { readJson } from '../http/request-body.js';
 import { stageItems, stageNdjson, type ChunkStager } from './batch-upload.js';
 
@@ -62,7 +62,7 @@ async function stageNdjsonUpload(c: Context<AppEnv>, deps: ApiDeps): Promise<Upl
   const model = repository.resolve(query.model, query.version);
   requireTabular(model);
   const stager = batches.stager(model, ownerOf(c), query.priority);
-  const body = c.req.raw.body ?? new Blob([]).stream();
+  const body = requestBytes(c);
   const limits = {
     maxLineBytes: config.MAX_LINE_BYTES,
     maxRows: config.MAX_BATCH_ROWS,
