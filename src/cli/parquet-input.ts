@@ -12,6 +12,8 @@ export interface ParquetReadOptions {
   featureNames?: string[];
   /** Feature columns chosen by the user (`--columns`), in model order. */
   columns?: string[];
+  /** Most rows read at once, MAX_RANGE_ROWS unless given. */
+  rangeRows?: number;
 }
 
 /** One item of a Parquet file, with its 1-based row number. */
@@ -150,14 +152,22 @@ function itemId(value: unknown, column: string): string | undefined {
   return String(value);
 }
 
-/** A column's decoded pages (hyparquet hands them over page by page), in row order. */
+/**
+ * A column's decoded pages (hyparquet hands them over page by page), in row order; `start` is the
+ * row of a page's first value, counted from the start of the range read.
+ */
 type Pages = { start: number; data: ArrayLike<unknown> }[];
 
-/** Calls `take` with the first `rows` values of the pages in row order; returns how many. */
+/**
+ * Calls `take` with the values of rows [0, rows) of the pages in row order; returns the row after
+ * the last one taken. A page may begin before the range (hyparquet decodes the page holding the
+ * range's first row whole) or run past its end.
+ */
 function eachValue(pages: Pages, rows: number, take: (value: unknown, row: number) => void) {
   let row = 0;
-  for (const { data } of pages)
-    for (let i = 0; i < data.length && row < rows; i++, row++) take(data[i], row);
+  for (const { start, data } of pages) {
+    for (let i = row - start; i < data.length && row < rows; i++, row++) take(data[i], row);
+  }
   return row;
 }
 
@@ -245,12 +255,21 @@ async function readRange(
   return group;
 }
 
-/** The row groups of the file as [start, end) row ranges. */
-function* rowGroups(metadata: Hyparquet.FileMetaData): Generator<[number, number]> {
+/**
+ * Most rows read at once. Writers often put a million rows or more in one row group (pyarrow's
+ * default is 1Mi rows): read whole, such a group of 30 double columns peaked at 430-850 MB of a
+ * 1M-row upload; in ranges of this size, 275-313 MB. Each range costs hyparquet the column
+ * chunks' bytes again (pages before the range are skipped undecoded): 1.6x the reading time of
+ * a whole 1M-row group, measured on a 234 MB file.
+ */
+const MAX_RANGE_ROWS = 131_072;
+
+/** The file's rows as [start, end) ranges within its row groups, at most `most` rows each. */
+function* rowRanges(metadata: Hyparquet.FileMetaData, most: number): Generator<[number, number]> {
   let start = 0;
   for (const group of metadata.row_groups) {
     const end = start + Number(group.num_rows);
-    if (end > start) yield [start, end];
+    for (let from = start; from < end; from += most) yield [from, Math.min(end, from + most)];
     start = end;
   }
 }
@@ -278,7 +297,7 @@ export async function inspectParquet(
   return Number(metadata.num_rows);
 }
 
-/** The file's row groups, one at a time, each as its columns. */
+/** The file's rows a range at a time (see rowRanges), each as its columns. */
 async function* groupsOf(
   path: string,
   options: ParquetReadOptions,
@@ -286,7 +305,7 @@ async function* groupsOf(
   const libs = await libraries();
   const { file, metadata } = await openFile(path, libs);
   const layout = chooseColumns(path, libs.hyparquet.parquetSchema(metadata), options);
-  for (const range of rowGroups(metadata))
+  for (const range of rowRanges(metadata, options.rangeRows ?? MAX_RANGE_ROWS))
     yield { group: await readRange(libs, { path, file, metadata }, layout, range), layout };
 }
 
@@ -306,8 +325,8 @@ function featuresAt(group: GroupColumns, row: number): Float64Array[] {
 }
 
 /**
- * Reads a Parquet file as batch items, one row group at a time: never the whole file (memory
- * follows the row group size, since hyparquet decodes a column chunk whole). The features are
+ * Reads a Parquet file as batch items, at most MAX_RANGE_ROWS rows at a time whatever its row
+ * groups: never the whole file, nor a whole large row group. The features are
  * `options.columns`, else the model's feature names when the file has them all, else every
  * plain number column but `id`, in file order; an `id` column becomes the item id. Throws a
  * CliError naming the row of a bad value.
@@ -333,8 +352,8 @@ const ROWS_PER_BLOCK = 1_000;
 
 /**
  * The rows of a Parquet file as the NDJSON of an upload (`{"id"?, "features": [...]}`, one line
- * per row, so the server's line numbers are the file's rows), in blocks of bytes, one row group
- * at a time. Every value is checked as readParquetRows checks it; each line is written straight
+ * per row, so the server's line numbers are the file's rows), in blocks of bytes, a range of
+ * rows at a time. Every value is checked as readParquetRows checks it; each line is written straight
  * from the columns (items and their JSON.stringify made most of the garbage of a 1M-row upload).
  */
 export async function* parquetNdjson(
@@ -348,9 +367,9 @@ export async function* parquetNdjson(
       for (let row = from; row < to; row++) {
         lines.push(
           atRow(path, group, row, () => {
-            let features = '';
-            for (const [c, column] of featuresAt(group, row).entries())
-              features += c === 0 ? String(column[row]) : `,${column[row]}`;
+            const columns = featuresAt(group, row);
+            let features = String(columns[0]?.[row]);
+            for (let c = 1; c < columns.length; c++) features += `,${columns[c]![row]}`;
             const id = group.id && itemId(group.id[row], layout.id ?? 'id');
             return id === undefined
               ? `{"features":[${features}]}`

@@ -136,6 +136,11 @@ describe('reading Parquet', () => {
       return out;
     };
     expect(await text(path)).toBe(items.map((l) => `${l}\n`).join(''));
+    // Row groups larger than a read (700 rows in reads of 300, a group's end inside a read's
+    // span): the same rows, ids and values in the same order.
+    const ranged = await rows(path, { width: 3, rangeRows: 300 });
+    expect(ranged.map((r) => JSON.stringify(r.item))).toEqual(items);
+    expect(ranged.map((r) => r.line)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
 
     // A bad value stops the reading at the block holding it, naming its row and column.
     const holes = table('upload-holes.parquet', [
@@ -152,6 +157,10 @@ describe('reading Parquet', () => {
       `${holes} row 3: column 'c' holds Infinity, outside the float32 range`,
     );
     expect(seen.join('')).toBe('');
+    // Read two rows at a time, the bad row is named by its row in the file all the same.
+    await expect(rows(holes, { width: 3, rangeRows: 2 })).rejects.toThrow(
+      `${holes} row 3: column 'c' holds Infinity, outside the float32 range`,
+    );
   });
 
   it('refuses a file that is not Parquet, naming it', async () => {
