@@ -258,7 +258,7 @@ async function readRange(
 /**
  * Most rows read at once. Writers often put a million rows or more in one row group (pyarrow's
  * default is 1Mi rows): read whole, such a group of 30 double columns peaked at 430-850 MB of a
- * 1M-row upload; in ranges of this size, 275-313 MB. Each range costs hyparquet the column
+ * 1M-row upload; in ranges of this size, about 275 MB. Each range costs hyparquet the column
  * chunks' bytes again (pages before the range are skipped undecoded): 1.6x the reading time of
  * a whole 1M-row group, measured on a 234 MB file.
  */
