@@ -112,6 +112,19 @@ describe('readItemFast', () => {
     expect(negativeZero !== NOT_FAST && Object.is(negativeZero.values[0], -0)).toBe(true);
   });
 
+  it('reads nothing past the end of the line it is given', () => {
+    // What follows the line's end would complete it: the line alone is cut short.
+    const bytes = Buffer.from('{"features":[1,2,3,4]}');
+    const span: IdSpan = { start: 0, end: 0 };
+    for (const end of [13, 14, 15, 19, 20, 21]) {
+      const taken = readItemFast(bytes, 0, end, new Float32Array(WIDTH), 0, WIDTH, span);
+      expect(taken, bytes.toString('utf8', 0, end)).toBe(false);
+    }
+    expect(readItemFast(bytes, 0, bytes.length, new Float32Array(WIDTH), 0, WIDTH, span)).toBe(
+      true,
+    );
+  });
+
   it('leaves every other line to the full parser', () => {
     for (const line of [
       '{"features":[1,2,3]}', // too few

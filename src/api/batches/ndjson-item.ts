@@ -154,7 +154,7 @@ function readFeatures(c: Cursor, target: Float32Array, offset: number, rowSize: 
   for (let i = 0; i < rowSize; i++) {
     // The usual compact text needs no whitespace skipping: one byte looked at per separator.
     if (i > 0) {
-      if (buf[c.at] === COMMA) c.at++;
+      if (c.at < c.end && buf[c.at] === COMMA) c.at++;
       else if (!expect(c, COMMA)) return false;
     }
     if (isSpace(buf[c.at])) skipSpace(c);
