@@ -174,7 +174,9 @@ class IdTexts {
       this.buf.copy(grown, 0, 0, this.length);
       this.buf = grown;
     }
-    this.buf.set(bytes.subarray(start, end), this.length);
+    // Byte by byte: an id is a few bytes, and a view of them (subarray) cost more than the copy.
+    const buf = this.buf;
+    for (let i = start, at = this.length; i < end; i++, at++) buf[at] = bytes[i]!;
     this.length = needed;
   }
 }
