@@ -99,11 +99,12 @@ export const ConfigSchema = z.object({
   /** Rows per batch chunk: one BullMQ job and one result key each; default 2000 (~0.03 Redis commands a row). */
   BATCH_CHUNK_ROWS: int(2000, 1).refine((v) => v <= 100_000, 'must be at most 100000'),
   /**
-   * Rows of one inference run of a batch chunk, whatever model; default 1024. Online
-   * micro-batches follow MAX_BATCH_SIZE (or the model's `batching.maxBatchSize`); nobody waits on
-   * one row of a chunk, and each run costs a fixed overhead besides its rows.
+   * Rows of one inference run of a batch chunk, whatever model (fewer when a run's input would
+   * pass 16 MB); default 4096, a whole chunk of the default size. Online micro-batches follow
+   * MAX_BATCH_SIZE (or the model's `batching.maxBatchSize`); nobody waits on one row of a chunk,
+   * and each run costs a fixed overhead besides its rows.
    */
-  BATCH_RUN_ROWS: int(1024, 1),
+  BATCH_RUN_ROWS: int(4096, 1),
   /** Batch chunks one worker process runs at once (its own queue, so idle workers take the rest); default 2. */
   BATCH_WORKER_CONCURRENCY: int(2, 1),
   /** Most finished jobs kept per state (completed, failed) whatever their age; default 100000. */

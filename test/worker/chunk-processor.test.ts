@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chunkJobId, type BatchChunkJobData } from '../../src/shared/batches.js';
 import { ModelRepository } from '../../src/shared/model-repository.js';
-import { createBatchProcessor } from '../../src/worker/chunks/chunk-processor.js';
+import { chunkRunRows, createBatchProcessor } from '../../src/worker/chunks/chunk-processor.js';
 import { ModelPool } from '../../src/worker/inference/model-pool.js';
 import { InferenceThread } from '../../src/worker/inference/sessions.js';
 import { REDIS_URL, testLogger } from '../helpers/env.js';
@@ -165,6 +165,14 @@ describe('inference runs of a batch chunk', () => {
     expect(runs).toEqual([128, 128, 44]);
     const lines = await results(idle, id);
     expect(lines.map((l) => l.status)).toEqual(rows.map(() => 'completed'));
+  });
+
+  it('are fewer rows when the rows are so wide that a run would pass 16 MB of input', () => {
+    expect(chunkRunRows(4096, 30)).toBe(4096);
+    // A 224x224x3 image flattened: 27 rows of float32 fit in 16 MB.
+    expect(chunkRunRows(4096, 224 * 224 * 3)).toBe(27);
+    expect(chunkRunRows(4096, 10_000_000)).toBe(1);
+    expect(chunkRunRows(100, 30)).toBe(100);
   });
 });
 

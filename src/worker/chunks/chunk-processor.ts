@@ -36,6 +36,18 @@ export interface BatchProcessorDeps {
 /** Bytes of a typical result line (a classifier's, with an id): the first guess of the buffer. */
 const RESULT_LINE_BYTES = 160;
 
+/** Most bytes of float32 input in one inference run of a chunk. */
+const RUN_INPUT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Rows of one inference run of a chunk whose rows hold `rowSize` values: BATCH_RUN_ROWS, fewer
+ * when the rows are so wide (an image flattened) that the run's input would pass 16 MB.
+ */
+export function chunkRunRows(batchRunRows: number, rowSize: number): number {
+  const fit = Math.floor(RUN_INPUT_BYTES / (4 * Math.max(rowSize, 1)));
+  return Math.max(1, Math.min(batchRunRows, fit));
+}
+
 function attemptsLeft(job: Job): number {
   return (job.opts.attempts ?? 1) - job.attemptsMade - 1;
 }
@@ -93,9 +105,10 @@ export function createBatchProcessor(deps: BatchProcessorDeps) {
     if (misses.length > 0) {
       // Usually every row missed: then the rows go as they are, else the misses are gathered.
       const missValues = misses.length === rows ? values : gatherRows(values, rowSize, misses);
-      // Runs of BATCH_RUN_ROWS, not of the online micro-batch size: 64-row runs of a 1M-row
-      // batch cost its worker a quarter more CPU (issue 14).
-      const inferred = await inferRows(loaded, config.BATCH_RUN_ROWS, missValues, misses.length);
+      // Runs of BATCH_RUN_ROWS (a whole chunk by default), not of the online micro-batch size:
+      // 64-row runs of a 1M-row batch cost its worker a quarter more CPU (issue 14).
+      const runRows = chunkRunRows(config.BATCH_RUN_ROWS, rowSize);
+      const inferred = await inferRows(loaded, runRows, missValues, misses.length);
       misses.forEach((row, j) => (outcomes[row] = inferred[j]));
     }
     return outcomes.map((o) => o ?? { error: { code: 'inference_failed', message: 'no result' } });
