@@ -170,9 +170,11 @@ export async function startWorker({
   const fastConsumers: FastConsumer[] = [];
   for (const shard of mine) {
     const prefix = prefixes[shard] ?? config.QUEUE_PREFIX;
+    const predictKey = `${prefix}:${PREDICT_QUEUE}:`;
+    const batchKey = `${prefix}:${BATCH_QUEUE}:`;
     const worker = new Worker<PredictJobData, PredictJobResult>(
       PREDICT_QUEUE,
-      (job) => processor(job),
+      locks.processor(predictKey, (job: Job<PredictJobData, PredictJobResult>) => processor(job)),
       {
         connection: redis,
         prefix,
@@ -183,17 +185,21 @@ export async function startWorker({
       },
     );
     watchOnline(worker, { metrics, cache, replyTo, logger });
-    keepLocks(worker, locks, `${prefix}:${PREDICT_QUEUE}:`, logger);
+    keepLocks(worker, locks, predictKey, logger);
     workers.push(worker);
-    const chunks = new Worker<BatchChunkJobData, BatchChunkResult>(BATCH_QUEUE, chunkProcessor, {
-      connection: redis,
-      prefix,
-      concurrency: perShard(config.BATCH_WORKER_CONCURRENCY),
-      name,
-      ...lockOptions(config),
-    });
+    const chunks = new Worker<BatchChunkJobData, BatchChunkResult>(
+      BATCH_QUEUE,
+      locks.processor(batchKey, chunkProcessor),
+      {
+        connection: redis,
+        prefix,
+        concurrency: perShard(config.BATCH_WORKER_CONCURRENCY),
+        name,
+        ...lockOptions(config),
+      },
+    );
     chunks.on('error', (err) => logger.warn({ err: err.message }, 'batch worker error'));
-    keepLocks(chunks, locks, `${prefix}:${BATCH_QUEUE}:`, logger);
+    keepLocks(chunks, locks, batchKey, logger);
     chunks.on('failed', (job, err) =>
       logger.warn(
         { jobId: job?.id, attemptsMade: job?.attemptsMade, reason: err.message },

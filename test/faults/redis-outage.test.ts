@@ -132,9 +132,10 @@ describe('Redis stopped under load and started again (real processes, own redis-
         },
         30_000,
         250,
-      ).catch(async (error: unknown) => {
-        // Name the jobs that were lost, where they are, and what the worker said.
-        console.log(`unfinished ${unfinished.length} of ${acked.length}:`);
+      ).catch(async () => {
+        // Name the jobs that were lost, where they are, and what the processes said: in the
+        // error itself, so that a CI log cut to its tail still shows it.
+        const lines = [`unfinished ${unfinished.length} of ${acked.length} acknowledged jobs:`];
         const ids = await jobIdsOf(
           client,
           prefix,
@@ -142,20 +143,37 @@ describe('Redis stopped under load and started again (real processes, own redis-
         );
         const queue = `${prefix}:${PREDICT_QUEUE}:`;
         for (const id of ids) {
-          const [hash, wait, active, failed] = await Promise.all([
+          const [lock, hash, wait, active, failed, fast] = await Promise.all([
+            client.pttl(`${queue}${id}:lock`),
             client.hgetall(`${queue}${id}`),
             client.lpos(`${queue}wait`, id),
             client.lpos(`${queue}active`, id),
             client.zscore(`${queue}failed`, id),
+            client.lrange(`${queue}fast`, 0, -1),
           ]);
           delete hash.data;
-          console.log(id, { wait, active, failed, hash });
+          const onLane = fast.some((el) => el.startsWith(`${id}|`));
+          lines.push(`${id} ${JSON.stringify({ wait, active, failed, onLane, lock, hash })}`);
         }
-        const transits = await client.keys(`${queue}fast-transit:*`);
-        for (const t of transits) console.log(t, await client.lrange(t, 0, -1));
-        console.log('worker warnings:', warnings(worker.output()));
-        console.log('api warnings:', warnings(api.output()));
-        throw error;
+        for (const t of await client.keys(`${queue}fast-*`)) {
+          const type = await client.type(t);
+          const items =
+            type === 'list'
+              ? await client.lrange(t, 0, 5)
+              : type === 'set'
+                ? await client.smembers(t)
+                : [await client.pttl(t)];
+          lines.push(`${t} (${type}) ${JSON.stringify(items).slice(0, 300)}`);
+        }
+        const counts = await Promise.all(
+          ['wait', 'active', 'fast'].map((l) => client.llen(`${queue}${l}`)),
+        );
+        lines.push(
+          `wait/active/fast lengths ${counts.join('/')}; marker ${await client.zcard(`${queue}marker`)}`,
+        );
+        lines.push('worker warnings:', ...warnings(worker.output()));
+        lines.push('api warnings:', ...warnings(api.output()));
+        throw new Error(lines.join('\n'));
       });
     } finally {
       client.disconnect();

@@ -2,7 +2,7 @@ import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keepLocks, LockKeeper } from '../../src/worker/locks/lock-keeper.js';
-import { REDIS_URL, removeKeys, testConfig, testLogger } from '../helpers/env.js';
+import { eventually, REDIS_URL, removeKeys, testConfig, testLogger } from '../helpers/env.js';
 
 const LOCK_MS = 1500;
 const QUEUE = 'locks';
@@ -150,6 +150,100 @@ describe('LockKeeper: job locks renewed off the event loop', () => {
       await new Promise((r) => setTimeout(r, 3 * lockMs));
       const lockKey = `${queueKey}${job?.id}:lock`;
       expect(await redis.get(lockKey)).toBe(token);
+    } finally {
+      await worker.close(true);
+      await locks.close();
+      await queue.close();
+    }
+  }, 30_000);
+
+  it('lets go of an adopted job the worker never takes up (its fetch’s reply was lost)', async () => {
+    const lockMs = 1500;
+    const confirmMs = 2000;
+    const config = testConfig({ WORKER_LOCK_MS: String(lockMs) });
+    prefixes.push(config.QUEUE_PREFIX);
+    const connection = { url: REDIS_URL };
+    const queueKey = `${config.QUEUE_PREFIX}:${QUEUE}:`;
+    const queue = new Queue(QUEUE, { connection, prefix: config.QUEUE_PREFIX });
+    const worker = new Worker(QUEUE, null, {
+      connection,
+      prefix: config.QUEUE_PREFIX,
+      lockDuration: lockMs,
+      skipLockRenewal: true,
+    });
+    worker.on('error', () => undefined);
+    const locks = new LockKeeper({ config, logger: testLogger(), renewMs: 300, confirmMs });
+    try {
+      locks.watch(queueKey, worker.id);
+      await queue.add('lost', {});
+      await queue.add('late', {});
+      // Both fetched for this worker, as a fetch whose reply never came back leaves a job.
+      const lost = await worker.getNextJob(`${worker.id}:lost`);
+      const late = await worker.getNextJob(`${worker.id}:late`);
+      // Another job's hold, 5 s after its fetch: the worker is late, adoption is on.
+      locks.hold(queueKey, 'elsewhere', 'none', Date.now() - 5000);
+      await new Promise((r) => setTimeout(r, lockMs + 500));
+      const lostLock = `${queueKey}${lost?.id}:lock`;
+      const lateLock = `${queueKey}${late?.id}:lock`;
+      // Adopted: renewed past their first lock period.
+      expect(await redis.get(lostLock)).toBe(`${worker.id}:lost`);
+      expect(await redis.get(lateLock)).toBe(`${worker.id}:late`);
+      // The worker takes up one of them (its hold comes, late); the other never.
+      locks.hold(queueKey, late?.id ?? '', `${worker.id}:late`, Date.now() - 3000);
+      await eventually(async () => (await redis.get(lostLock)) === null, confirmMs + 3 * lockMs);
+      // Not adopted again while its job is still in the active list, and the held one is kept.
+      await new Promise((r) => setTimeout(r, lockMs));
+      expect(await redis.get(lostLock)).toBeNull();
+      expect(await redis.lpos(`${queueKey}active`, lost?.id ?? '')).not.toBeNull();
+      expect(await redis.get(lateLock)).toBe(`${worker.id}:late`);
+    } finally {
+      await worker.close(true);
+      await locks.close();
+      await queue.close();
+    }
+  }, 30_000);
+
+  it('lets the lock lapse of a job whose end BullMQ could not record', async () => {
+    const lockMs = 1500;
+    const config = testConfig({ WORKER_LOCK_MS: String(lockMs) });
+    prefixes.push(config.QUEUE_PREFIX);
+    const connection = { url: REDIS_URL };
+    const queueKey = `${config.QUEUE_PREFIX}:${QUEUE}:`;
+    const queue = new Queue(QUEUE, { connection, prefix: config.QUEUE_PREFIX });
+    const locks = new LockKeeper({ config, logger: testLogger(), renewMs: 300 });
+    let ran: (id: string) => void = () => undefined;
+    const running = new Promise<string>((resolve) => (ran = resolve));
+    const worker = new Worker(
+      QUEUE,
+      locks.processor(queueKey, async (job: Job) => {
+        // Its hash gone, BullMQ's moveToFinished fails and BullMQ gives up on the job with an
+        // 'error', as when Redis fails under it: no 'completed', no 'failed'.
+        await redis.del(`${queueKey}${job.id}`);
+        ran(job.id ?? '');
+        return 1;
+      }),
+      {
+        connection,
+        prefix: config.QUEUE_PREFIX,
+        lockDuration: lockMs,
+        stalledInterval: 60_000,
+        skipLockRenewal: true,
+      },
+    );
+    const errors: string[] = [];
+    worker.on('error', (err) => errors.push(err.message));
+    keepLocks(worker, locks, queueKey, testLogger());
+    try {
+      await queue.add('unrecorded', {});
+      const id = await running;
+      const lockKey = `${queueKey}${id}:lock`;
+      // Renewed a while after the processor settled (its end may still be on its way)...
+      await new Promise((r) => setTimeout(r, lockMs));
+      expect(await redis.get(lockKey)).not.toBeNull();
+      // ...then let go, so that it lapses and the stalled check can hand the job on.
+      await eventually(async () => (await redis.get(lockKey)) === null, 4 * lockMs);
+      expect(await redis.lpos(`${queueKey}active`, id)).not.toBeNull();
+      expect(errors.join(' ')).toMatch(/Missing key/);
     } finally {
       await worker.close(true);
       await locks.close();

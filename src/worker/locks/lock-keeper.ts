@@ -1,5 +1,5 @@
 import { Worker as Thread } from 'node:worker_threads';
-import type { Worker } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
 import type { Config } from '../../shared/config.js';
 import type { Logger } from '../../shared/logger.js';
 import { clusterOptions, redisOptions } from '../../shared/redis.js';
@@ -11,6 +11,8 @@ export interface LockKeeperOptions {
   logger: Logger;
   /** Period of the renewal rounds, milliseconds; default a fifth of WORKER_LOCK_MS. */
   renewMs?: number;
+  /** How long an adopted job waits for its hold (LockThreadInit.confirmMs). */
+  confirmMs?: number;
 }
 
 // Plain data only: functions (retry strategies) are added again on the thread.
@@ -67,6 +69,7 @@ export class LockKeeper {
       lockMs: config.WORKER_LOCK_MS,
       renewMs: options.renewMs ?? Math.max(100, Math.floor(config.WORKER_LOCK_MS / 5)),
       hungMs: config.WORKER_HUNG_MS,
+      ...(options.confirmMs ? { confirmMs: options.confirmMs } : {}),
     };
     this.thread = this.start();
     this.beat = setInterval(() => this.post({ type: 'beat' }), 1000);
@@ -145,10 +148,47 @@ export class LockKeeper {
     this.post({ type: 'unalive', key });
   }
 
-  /** Stops renewing (the job has left the active list). */
-  release(queueKey: string, jobId: string): void {
-    this.held.delete(`${queueKey}${jobId}`);
-    this.post({ type: 'release', queueKey, jobId });
+  /**
+   * Stops renewing: the job has left the active list, or, `abandoned`, it left this worker
+   * without BullMQ recording it (its lock must lapse; the thread does not adopt it again).
+   */
+  release(queueKey: string, jobId: string, abandoned = false): void {
+    const key = `${queueKey}${jobId}`;
+    const token = abandoned ? this.held.get(key)?.token : undefined;
+    this.held.delete(key);
+    this.post({ type: 'release', queueKey, jobId, ...(token ? { token } : {}) });
+  }
+
+  /**
+   * Wraps a BullMQ processor of the queue at `queueKey` so that the lock of a job whose end
+   * BullMQ could not record is let go. BullMQ gives up on a job when its moveToFinished fails
+   * with an error it does not take for a lost connection (EPIPE, or "Stream isn't writeable"
+   * while Redis restarts): no 'completed' or 'failed' comes, and a lock renewed for ever would
+   * keep the job active for ever. Once the processor has settled, a hold still there after
+   * WORKER_LOCK_MS is released; the lock then lapses and BullMQ's stalled check gives the job
+   * to a worker again (at least once, never lost).
+   */
+  processor<D, R>(
+    queueKey: string,
+    run: (job: Job<D, R>) => Promise<R>,
+  ): (job: Job<D, R>) => Promise<R> {
+    return async (job) => {
+      try {
+        return await run(job);
+      } finally {
+        const key = `${queueKey}${job.id}`;
+        const token = job.token;
+        const timer = setTimeout(() => {
+          if (!job.id || this.held.get(key)?.token !== token) return;
+          this.options.logger.warn(
+            { jobId: job.id, queue: queueKey },
+            "job's end not recorded (Redis failed as it finished); its lock is left to lapse",
+          );
+          this.release(queueKey, job.id, true);
+        }, this.init.lockMs);
+        timer.unref();
+      }
+    };
   }
 
   /** Stops the thread; call after the BullMQ Workers have closed. */

@@ -12,6 +12,11 @@ export interface LockThreadInit {
   renewMs: number;
   /** Renewals stop when the main thread has not beaten for this long, milliseconds (WORKER_HUNG_MS). */
   hungMs: number;
+  /**
+   * An adopted job no hold confirms within this long is let go (its fetch's reply was lost),
+   * milliseconds; default max(2 x lockMs, 10 s).
+   */
+  confirmMs?: number;
 }
 
 /** Messages to the lock thread. */
@@ -25,7 +30,8 @@ export type LockRequest =
       /** When Redis gave the job to this worker (BullMQ `processedOn`), ms since the epoch. */
       fetchedAt?: number;
     }
-  | { type: 'release'; queueKey: string; jobId: string }
+  /** Stop renewing; `token` (of a job abandoned, see LockKeeper.processor): adoption leaves it alone. */
+  | { type: 'release'; queueKey: string; jobId: string; token?: string }
   /**
    * Jobs of this queue whose lock token starts with `<workerId>:` are this worker's (BullMQ's
    * tokens): while the worker is late, the thread adopts them, fetched ones not yet held too.

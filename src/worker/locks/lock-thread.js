@@ -34,19 +34,22 @@ end
 return out
 `;
 
-// KEYS: active list, stalled set; ARGV: queue key, lock ms, then `<workerId>:` prefixes. Renews
-// every active job whose lock token starts with one of the prefixes (so it is this worker's) and
+// KEYS: active list, stalled set; ARGV: queue key, lock ms, how many prefixes, the `<workerId>:`
+// prefixes, then tokens to leave alone (of holds released: their jobs left the worker, maybe
+// without BullMQ recording it). Renews every other active job whose lock token starts with one
+// of the prefixes (so it is this worker's) and
 // returns them as job id, token pairs. Run only while the worker is late: it reads every active
 // job of the queue, but a job Redis gave this worker is locked from then on, while the worker
 // learns of it (and holds it) only once its event loop reads the reply: seconds later when the
 // CPU is saturated.
 const ADOPT = `
-local found = {}
+local found, skip, n = {}, {}, tonumber(ARGV[3])
+for i = 4 + n, #ARGV do skip[ARGV[i]] = true end
 for _, jobId in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   local lockKey = ARGV[1] .. jobId .. ':lock'
   local token = redis.call('GET', lockKey)
-  if token then
-    for i = 3, #ARGV do
+  if token and not skip[token] then
+    for i = 4, 3 + n do
       if string.sub(token, 1, #ARGV[i]) == ARGV[i] then
         redis.call('SET', lockKey, token, 'PX', ARGV[2])
         redis.call('SREM', KEYS[2], jobId)
@@ -88,10 +91,26 @@ redis.on('error', () => undefined);
 const held = new Map();
 /** Worker ids by queue key. @type {Map<string, Set<string>>} */
 const watched = new Map();
+/**
+ * Tokens adoption leaves alone, until when (two lock periods: their lock has lapsed by then): of
+ * holds released as abandoned, and of adoptions the worker never confirmed. @type {Map<string, number>}
+ */
+const released = new Map();
+/**
+ * Jobs adopted that no hold has confirmed yet, by token: when adopted, and where. A job Redis
+ * gave this worker whose reply was lost (the connection broke as it answered; ioredis sends the
+ * fetch again and gets another job) is never run here: its adoption ends after CONFIRM_MS, its
+ * lock lapses and BullMQ's stalled check hands it on. @type {Map<string, { at: number, queueKey: string, jobId: string }>}
+ */
+const unconfirmed = new Map();
+/** How long an adopted job may wait for the worker's hold (a late worker's is seconds late). */
+const CONFIRM_MS = init.confirmMs ?? Math.max(2 * init.lockMs, 10_000);
 /** Alive keys of fast-lane consumers, renewed like the locks. @type {Set<string>} */
 const alive = new Set();
 let lastBeat = Date.now();
 let lateUntil = 0;
+/** When the main loop was last seen silent for longer than LATE_MS. */
+let silentUntil = 0;
 let hungReported = false;
 /** Rounds still waiting for Redis; a slow one must not hold the next back (locks would lapse). */
 let inFlight = 0;
@@ -120,14 +139,45 @@ async function renewQueue(queueKey, jobs) {
 async function adopt(queueKey, workerIds) {
   const keys = [`${queueKey}active`, `${queueKey}stalled`];
   const prefixes = [...workerIds].map((id) => `${id}:`);
+  const now = Date.now();
+  const skip = [];
+  for (const [token, until] of released) {
+    if (until < now) released.delete(token);
+    else skip.push(token);
+  }
   const found = /** @type {string[]} */ (
-    await redis.eval(ADOPT, 2, ...keys, queueKey, String(init.lockMs), ...prefixes)
+    await redis.eval(
+      ADOPT,
+      2,
+      ...keys,
+      queueKey,
+      String(init.lockMs),
+      String(prefixes.length),
+      ...prefixes,
+      ...skip,
+    )
   );
   let queue = held.get(queueKey);
   if (!queue) held.set(queueKey, (queue = /** @type {Map<string, Held>} */ (new Map())));
   for (let i = 0; i + 1 < found.length; i += 2) {
     const jobId = found[i] ?? '';
-    queue.set(jobId, { jobId, token: found[i + 1] ?? '' });
+    const token = found[i + 1] ?? '';
+    if (queue.get(jobId)?.token === token) continue;
+    queue.set(jobId, { jobId, token });
+    if (!unconfirmed.has(token)) unconfirmed.set(token, { at: Date.now(), queueKey, jobId });
+  }
+}
+
+/** Ends the adoptions no hold confirmed within CONFIRM_MS (see `unconfirmed`). */
+function dropUnconfirmed() {
+  const now = Date.now();
+  for (const [token, { at, queueKey, jobId }] of unconfirmed) {
+    // A main loop held up cannot confirm anything: the wait counts from when it last turned late.
+    if (now - Math.max(at, silentUntil) < CONFIRM_MS) continue;
+    unconfirmed.delete(token);
+    const queue = held.get(queueKey);
+    if (queue?.get(jobId)?.token === token) queue.delete(jobId);
+    released.set(token, now + 2 * init.lockMs);
   }
 }
 
@@ -139,7 +189,9 @@ async function renewAll() {
     hungReported = true;
     return;
   }
+  if (silentMs > LATE_MS) silentUntil = Date.now();
   if (inFlight >= MAX_IN_FLIGHT) return;
+  if (unconfirmed.size > 0) dropUnconfirmed();
   inFlight++;
   try {
     const rounds = [...held]
@@ -166,6 +218,7 @@ port.on('message', (/** @type {LockRequest} */ msg) => {
     let queue = held.get(msg.queueKey);
     if (!queue) held.set(msg.queueKey, (queue = /** @type {Map<string, Held>} */ (new Map())));
     queue.set(msg.jobId, { jobId: msg.jobId, token: msg.token });
+    unconfirmed.delete(msg.token);
     if (msg.fetchedAt !== undefined && Date.now() - msg.fetchedAt > LATE_MS) {
       lateUntil = Date.now() + ADOPT_FOR_MS;
     }
@@ -178,7 +231,11 @@ port.on('message', (/** @type {LockRequest} */ msg) => {
   } else if (msg.type === 'unalive') {
     alive.delete(msg.key);
   } else {
-    held.get(msg.queueKey)?.delete(msg.jobId);
+    const queue = held.get(msg.queueKey);
+    const token = queue?.get(msg.jobId)?.token;
+    if (token) unconfirmed.delete(token);
+    queue?.delete(msg.jobId);
+    if (msg.token) released.set(msg.token, Date.now() + 2 * init.lockMs);
   }
 });
 
