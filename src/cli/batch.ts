@@ -10,7 +10,7 @@ import {
 } from '../client/index.js';
 import { CliError, describeError } from './cli-error.js';
 import { followBatch } from './follow.js';
-import { useSmallYoungGeneration } from './memory.js';
+import { useCompactHeap, useSmallYoungGeneration } from './memory.js';
 import { openResultSink } from './output.js';
 import { backoffMs, isDropped, MAX_ATTEMPTS } from './retry.js';
 import {
@@ -103,6 +103,7 @@ async function uploadSource(
     return { ndjson: sentAll(createReadStream(file, { highWaterMark: UPLOAD_READ_BYTES }), sent) };
   if (form === 'items') return items(file, read, sent);
   const { parquetNdjson } = await import('./parquet-input.js');
+  useCompactHeap();
   return { ndjson: sentAll(parquetNdjson(file, read), sent) };
 }
 

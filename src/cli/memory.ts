@@ -10,3 +10,15 @@ const SEMI_SPACE_MIB = 2;
 export function useSmallYoungGeneration(): void {
   setFlagsFromString(`--max-semi-space-size=${SEMI_SPACE_MIB}`);
 }
+
+/**
+ * Has V8 favour memory over speed from now on (`--optimize-for-size`: a small young generation
+ * and an old one grown by little between collections). A Parquet upload needs it: hyparquet
+ * decodes a nullable column (most writers' default) into arrays of boxed numbers, and each row's
+ * numbers become text, so a million rows of 30 columns leave about 2.5 GB of short-lived objects;
+ * with the default heap sizing the CLI peaked at 237 MB for a 1M-row file, with this at 142 MB
+ * (measured here), for about twice the CPU time of the reading.
+ */
+export function useCompactHeap(): void {
+  setFlagsFromString('--optimize-for-size');
+}

@@ -12,7 +12,7 @@ export interface ParquetReadOptions {
   featureNames?: string[];
   /** Feature columns chosen by the user (`--columns`), in model order. */
   columns?: string[];
-  /** Most rows read at once, MAX_RANGE_ROWS unless given. */
+  /** Most rows read at once (default: see rowRanges). */
   rangeRows?: number;
 }
 
@@ -177,10 +177,11 @@ function eachValue(pages: Pages, rows: number, take: (value: unknown, row: numbe
  */
 function packFeature(
   pages: Pages,
-  rows: number,
+  values: Float64Array,
   column: string,
 ): { values: Float64Array; bad?: { row: number; message: string } } {
-  const values = new Float64Array(rows).fill(NaN);
+  const rows = values.length;
+  values.fill(NaN);
   let bad: { row: number; message: string } | undefined;
   const read = eachValue(pages, rows, (value, row) => {
     if (typeof value === 'number' && Math.abs(value) <= FLOAT32_MAX) {
@@ -218,6 +219,8 @@ async function readColumn(
       columns: [column],
       rowStart,
       rowEnd,
+      // Only the pages of the range, where the file has an offset index (most writers' default).
+      useOffsetIndex: true,
       compressors: libs.compressors,
       onChunk: (chunk) => pages.push({ start: chunk.rowStart - rowStart, data: chunk.columnData }),
     })
@@ -238,11 +241,13 @@ async function readRange(
   source: Source,
   layout: Layout,
   range: [number, number],
+  buffers: Float64Array[],
 ): Promise<GroupColumns> {
   const rows = range[1] - range[0];
   const group: GroupColumns = { start: range[0], rows, features: [] };
-  for (const name of layout.features) {
-    const { values, bad } = packFeature(await readColumn(libs, source, name, range), rows, name);
+  for (const [c, name] of layout.features.entries()) {
+    const into = buffers[c]!.subarray(0, rows);
+    const { values, bad } = packFeature(await readColumn(libs, source, name, range), into, name);
     group.features.push(values);
     // The first bad value in row order; within a row, the first column (columns go in order).
     if (bad && (!group.bad || bad.row < group.bad.row)) group.bad = bad;
@@ -258,20 +263,80 @@ async function readRange(
 /**
  * Most rows read at once. Writers often put a million rows or more in one row group (pyarrow's
  * default is 1Mi rows): read whole, such a group of 30 double columns peaked at 430-850 MB of a
- * 1M-row upload; in ranges of this size, about 275 MB. Each range costs hyparquet the column
- * chunks' bytes again (pages before the range are skipped undecoded): 1.6x the reading time of
- * a whole 1M-row group, measured on a 234 MB file.
+ * 1M-row upload. Where a group's column chunks have no offset index, each range costs hyparquet
+ * the chunks' bytes again (pages before the range are skipped undecoded): 1.6x the reading time
+ * of a whole 1M-row group in ranges of this size, measured on a 234 MB file.
  */
 const MAX_RANGE_ROWS = 131_072;
 
-/** The file's rows as [start, end) ranges within its row groups, at most `most` rows each. */
-function* rowRanges(metadata: Hyparquet.FileMetaData, most: number): Generator<[number, number]> {
+/**
+ * Where the chunks have an offset index (most writers' default), a range is a run of whole pages
+ * of the first feature column: only those pages are read and decoded (hyparquet decodes a page
+ * whole, so a range that cut pages would decode them more than once). Pages are merged up to
+ * this many rows, and never past PAGED_MAX_ROWS.
+ */
+const MIN_PAGED_ROWS = 32_768;
+/**
+ * Most rows of a range of pages. A range holds its rows' features as doubles while they are
+ * written out (8 MB a column per million rows): pyarrow's and hyparquet-writer's pages of
+ * doubles hold 131,071 rows, read whole each of 30 columns held 31 MB and the CLI peaked at 168
+ * MB on a 1M-row upload; in halves, each decoded twice, at 1xx MB for xx% more CPU.
+ */
+const PAGED_MAX_ROWS = 65_536;
+
+/** The first row (within the group) of each page of a column chunk, from its offset index. */
+async function pageStarts(
+  libs: Libraries,
+  file: Hyparquet.AsyncBuffer,
+  chunk: Hyparquet.ColumnChunk | undefined,
+): Promise<number[] | undefined> {
+  const offset = chunk?.offset_index_offset;
+  const length = chunk?.offset_index_length;
+  if (offset === undefined || !length) return undefined;
+  const bytes = await file.slice(Number(offset), Number(offset) + length);
+  const index = libs.hyparquet.readOffsetIndex({ view: new DataView(bytes), offset: 0 });
+  return index.page_locations.map((page) => Number(page.first_row_index));
+}
+
+/**
+ * The file's rows as [start, end) ranges within its row groups: at most `most` rows each when
+ * given, else runs of whole pages where the group has an offset index, else MAX_RANGE_ROWS.
+ */
+async function rowRanges(
+  libs: Libraries,
+  source: Source,
+  column: string | undefined,
+  most: number | undefined,
+): Promise<[number, number][]> {
+  const ranges: [number, number][] = [];
   let start = 0;
-  for (const group of metadata.row_groups) {
-    const end = start + Number(group.num_rows);
-    for (let from = start; from < end; from += most) yield [from, Math.min(end, from + most)];
+  for (const group of source.metadata.row_groups) {
+    const rows = Number(group.num_rows);
+    const end = start + rows;
+    const chunk = group.columns.find((c) => c.meta_data?.path_in_schema[0] === column);
+    const pages = most === undefined ? await pageStarts(libs, source.file, chunk) : undefined;
+    if (pages && pages.length > 0) {
+      let from = 0;
+      for (const [i, first] of [...pages.slice(1), rows].entries()) {
+        const merged = first - from >= MIN_PAGED_ROWS || first === rows;
+        const next = pages[i + 2] ?? rows;
+        if (merged || next - from > PAGED_MAX_ROWS) {
+          // A page longer than PAGED_MAX_ROWS goes in equal parts (each decodes it again).
+          const parts = Math.ceil((first - from) / PAGED_MAX_ROWS);
+          const size = Math.ceil((first - from) / parts);
+          for (let at = from; at < first; at += size)
+            ranges.push([start + at, start + Math.min(first, at + size)]);
+          from = first;
+        }
+      }
+    } else {
+      const size = most ?? MAX_RANGE_ROWS;
+      for (let from = start; from < end; from += size)
+        ranges.push([from, Math.min(end, from + size)]);
+    }
     start = end;
   }
+  return ranges;
 }
 
 async function openFile(path: string, { hyparquet }: Libraries) {
@@ -297,7 +362,10 @@ export async function inspectParquet(
   return Number(metadata.num_rows);
 }
 
-/** The file's rows a range at a time (see rowRanges), each as its columns. */
+/**
+ * The file's rows a range at a time (see rowRanges), each as its columns: valid until the next
+ * range is asked for (their buffers are used again).
+ */
 async function* groupsOf(
   path: string,
   options: ParquetReadOptions,
@@ -305,8 +373,13 @@ async function* groupsOf(
   const libs = await libraries();
   const { file, metadata } = await openFile(path, libs);
   const layout = chooseColumns(path, libs.hyparquet.parquetSchema(metadata), options);
-  for (const range of rowRanges(metadata, options.rangeRows ?? MAX_RANGE_ROWS))
-    yield { group: await readRange(libs, { path, file, metadata }, layout, range), layout };
+  const source = { path, file, metadata };
+  const ranges = await rowRanges(libs, source, layout.features[0], options.rangeRows);
+  // One buffer per feature column for every range: a range is used up before the next is read.
+  const rows = ranges.reduce((most, [from, to]) => Math.max(most, to - from), 0);
+  const buffers = layout.features.map(() => new Float64Array(rows));
+  for (const range of ranges)
+    yield { group: await readRange(libs, source, layout, range, buffers), layout };
 }
 
 /** Runs `read` for row `row` of the group, naming the file's row when it throws. */
@@ -360,10 +433,12 @@ export async function* parquetNdjson(
   path: string,
   options: ParquetReadOptions = {},
 ): AsyncGenerator<Uint8Array> {
+  // One buffer encodes every block; each goes up as a copy of its exact size.
+  let lines: Utf8Lines | undefined;
   for await (const { group, layout } of groupsOf(path, options)) {
+    lines ??= new Utf8Lines(ROWS_PER_BLOCK * 12 * (group.features.length + 2));
     for (let from = 0; from < group.rows; from += ROWS_PER_BLOCK) {
       const to = Math.min(group.rows, from + ROWS_PER_BLOCK);
-      const lines = new Utf8Lines((to - from) * 12 * (group.features.length + 2));
       for (let row = from; row < to; row++) {
         lines.push(
           atRow(path, group, row, () => {
@@ -377,7 +452,7 @@ export async function* parquetNdjson(
           }),
         );
       }
-      yield lines.bytes();
+      yield lines.take();
     }
   }
 }

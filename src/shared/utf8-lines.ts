@@ -30,6 +30,16 @@ export class Utf8Lines {
     return this.buf.subarray(0, this.used);
   }
 
+  /**
+   * A copy of the bytes pushed so far, exactly their size, and the builder emptied: one builder
+   * then encodes block after block into the same buffer, each block handed on as its own copy.
+   */
+  take(): Buffer {
+    const bytes = Buffer.from(this.bytes());
+    this.used = 0;
+    return bytes;
+  }
+
   private write(): void {
     if (this.pending.length === 0) return;
     // At most 3 bytes of UTF-8 per UTF-16 code unit (a surrogate pair: 4 bytes for 2 units).

@@ -21,4 +21,15 @@ describe('Utf8Lines', () => {
     builder.push('b');
     expect(builder.bytes().toString()).toBe('a\nb\n');
   });
+
+  it('takes a copy of what was pushed and starts again in the same buffer', () => {
+    const builder = new Utf8Lines(8);
+    builder.push('first');
+    const first = builder.take();
+    builder.push('é2');
+    const second = builder.take();
+    expect(first.toString()).toBe('first\n');
+    expect(second.toString()).toBe('é2\n');
+    expect(builder.take().length).toBe(0);
+  });
 });
