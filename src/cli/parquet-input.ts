@@ -1,6 +1,18 @@
+import { open, type FileHandle } from 'node:fs/promises';
 import type * as Hyparquet from 'hyparquet';
+import type { PageLocation } from 'hyparquet/src/types.js';
 import type { BatchItem } from '../client/index.js';
 import { CliError } from './cli-error.js';
+import {
+  isFlat,
+  pageFunctions,
+  readIds,
+  readNumbers,
+  readsIds,
+  reusingCompressors,
+  type PageFunctions,
+  type PagedFile,
+} from './parquet-pages.js';
 import { FLOAT32_MAX } from '../shared/public-types.js';
 import { Utf8Lines } from '../shared/utf8-lines.js';
 
@@ -24,6 +36,7 @@ export interface ParquetRow {
 
 interface Libraries {
   hyparquet: typeof Hyparquet;
+  pages: PageFunctions;
   compressors?: Hyparquet.Compressors;
 }
 
@@ -38,18 +51,19 @@ function isMissing(err: unknown): boolean {
 // Loaded only when a Parquet file is read: the client package lists them as optional.
 async function libraries(): Promise<Libraries> {
   let hyparquet: typeof Hyparquet;
+  let pages: PageFunctions;
   try {
-    hyparquet = await import('hyparquet');
+    [hyparquet, pages] = await Promise.all([import('hyparquet'), pageFunctions()]);
   } catch (err) {
     if (isMissing(err)) throw new CliError(INSTALL_HINT);
     throw err;
   }
   try {
     const { compressors } = await import('hyparquet-compressors');
-    return { hyparquet, compressors };
+    return { hyparquet, pages, compressors };
   } catch (err) {
     // Snappy (the usual codec) is built into hyparquet; the others fail by name when met.
-    if (isMissing(err)) return { hyparquet };
+    if (isMissing(err)) return { hyparquet, pages };
     throw err;
   }
 }
@@ -198,10 +212,16 @@ function packFeature(
   return bad ? { values, bad } : { values };
 }
 
-interface Source {
+interface Source extends PagedFile {
   path: string;
-  file: Hyparquet.AsyncBuffer;
-  metadata: Hyparquet.FileMetaData;
+}
+
+/** Rows [from, to) of row group `group` (whose first row is row `groupStart` of the file). */
+interface Range {
+  group: number;
+  groupStart: number;
+  from: number;
+  to: number;
 }
 
 /** The decoded pages of one column over rows [start, end), in row order. */
@@ -231,30 +251,50 @@ async function readColumn(
 }
 
 /**
- * Reads rows [start, end) of the file one column at a time, each packed into doubles as soon as
- * it is decoded: hyparquet gives a nullable column as an array of boxed numbers, and a whole row
- * group of them (all columns alive at once) outlived the young generation, so that the old one
- * grew to ~200 MB of garbage between collections on a 1M-row table.
+ * Reads a range of rows one column at a time into `buffers` (one per feature): flat columns
+ * page by page straight into doubles and id strings (see parquet-pages.ts), others through
+ * hyparquet's reading, packed as soon as they are decoded (hyparquet gives a nullable column as
+ * an array of boxed numbers).
  */
 async function readRange(
   libs: Libraries,
   source: Source,
   layout: Layout,
-  range: [number, number],
+  range: Range,
   buffers: Float64Array[],
 ): Promise<GroupColumns> {
-  const rows = range[1] - range[0];
-  const group: GroupColumns = { start: range[0], rows, features: [] };
+  const { groupStart, from, to } = range;
+  const rows = to - from;
+  const span: [number, number] = [groupStart + from, groupStart + to];
+  const group: GroupColumns = { start: span[0], rows, features: [] };
   for (const [c, name] of layout.features.entries()) {
     const into = buffers[c]!.subarray(0, rows);
-    const { values, bad } = packFeature(await readColumn(libs, source, name, range), into, name);
-    group.features.push(values);
+    let bad: { row: number; message: string } | undefined;
+    if (isFlat(libs.pages, source, name)) {
+      const pages = await offsetIndex(libs, source, range.group, name);
+      bad = await readNumbers(libs.pages, source, name, { ...range, pages }, into).catch(
+        (err: unknown) => {
+          throw new CliError(`cannot read ${source.path}: ${(err as Error).message}`);
+        },
+      );
+    } else {
+      ({ bad } = packFeature(await readColumn(libs, source, name, span), into, name));
+    }
+    group.features.push(into);
     // The first bad value in row order; within a row, the first column (columns go in order).
     if (bad && (!group.bad || bad.row < group.bad.row)) group.bad = bad;
   }
-  if (layout.id !== undefined) {
+  const id = layout.id;
+  if (id !== undefined) {
     const ids = new Array<unknown>(rows);
-    eachValue(await readColumn(libs, source, layout.id, range), rows, (id, row) => (ids[row] = id));
+    if (readsIds(libs.pages, source, id)) {
+      const pages = await offsetIndex(libs, source, range.group, id);
+      await readIds(libs.pages, source, id, { ...range, pages }, ids).catch((err: unknown) => {
+        throw new CliError(`cannot read ${source.path}: ${(err as Error).message}`);
+      });
+    } else {
+      eachValue(await readColumn(libs, source, id, span), rows, (value, row) => (ids[row] = value));
+    }
     group.id = ids;
   }
   return group;
@@ -279,23 +319,26 @@ const MIN_PAGED_ROWS = 32_768;
 /**
  * Most rows of a range of pages. A range holds its rows' features as doubles while they are
  * written out (8 MB a column per million rows): pyarrow's and hyparquet-writer's pages of
- * doubles hold 131,071 rows, read whole each of 30 columns held 31 MB and the CLI peaked at 168
- * MB on a 1M-row upload; in halves, each decoded twice, at 1xx MB for xx% more CPU.
+ * doubles hold 131,071 rows, and read whole, each of 30 columns held 31 MB; in halves, each page
+ * is decompressed twice (cheap next to turning its values into text).
  */
 const PAGED_MAX_ROWS = 65_536;
 
-/** The first row (within the group) of each page of a column chunk, from its offset index. */
-async function pageStarts(
+/** The offset index of column `name` in row group `group`, when the file has one. */
+async function offsetIndex(
   libs: Libraries,
-  file: Hyparquet.AsyncBuffer,
-  chunk: Hyparquet.ColumnChunk | undefined,
-): Promise<number[] | undefined> {
+  source: Source,
+  group: number,
+  name: string | undefined,
+): Promise<PageLocation[] | undefined> {
+  const chunk = source.metadata.row_groups[group]?.columns.find(
+    (c) => c.meta_data?.path_in_schema[0] === name,
+  );
   const offset = chunk?.offset_index_offset;
   const length = chunk?.offset_index_length;
   if (offset === undefined || !length) return undefined;
-  const bytes = await file.slice(Number(offset), Number(offset) + length);
-  const index = libs.hyparquet.readOffsetIndex({ view: new DataView(bytes), offset: 0 });
-  return index.page_locations.map((page) => Number(page.first_row_index));
+  const bytes = await source.file.slice(Number(offset), Number(offset) + length);
+  return libs.hyparquet.readOffsetIndex({ view: new DataView(bytes), offset: 0 }).page_locations;
 }
 
 /**
@@ -307,14 +350,15 @@ async function rowRanges(
   source: Source,
   column: string | undefined,
   most: number | undefined,
-): Promise<[number, number][]> {
-  const ranges: [number, number][] = [];
-  let start = 0;
-  for (const group of source.metadata.row_groups) {
-    const rows = Number(group.num_rows);
-    const end = start + rows;
-    const chunk = group.columns.find((c) => c.meta_data?.path_in_schema[0] === column);
-    const pages = most === undefined ? await pageStarts(libs, source.file, chunk) : undefined;
+): Promise<Range[]> {
+  const ranges: Range[] = [];
+  let groupStart = 0;
+  for (const [group, { num_rows }] of source.metadata.row_groups.entries()) {
+    const rows = Number(num_rows);
+    const locations =
+      most === undefined ? await offsetIndex(libs, source, group, column) : undefined;
+    const pages = locations?.map((page) => Number(page.first_row_index));
+    const add = (from: number, to: number) => ranges.push({ group, groupStart, from, to });
     if (pages && pages.length > 0) {
       let from = 0;
       for (const [i, first] of [...pages.slice(1), rows].entries()) {
@@ -324,17 +368,15 @@ async function rowRanges(
           // A page longer than PAGED_MAX_ROWS goes in equal parts (each decodes it again).
           const parts = Math.ceil((first - from) / PAGED_MAX_ROWS);
           const size = Math.ceil((first - from) / parts);
-          for (let at = from; at < first; at += size)
-            ranges.push([start + at, start + Math.min(first, at + size)]);
+          for (let at = from; at < first; at += size) add(at, Math.min(first, at + size));
           from = first;
         }
       }
     } else {
       const size = most ?? MAX_RANGE_ROWS;
-      for (let from = start; from < end; from += size)
-        ranges.push([from, Math.min(end, from + size)]);
+      for (let from = 0; from < rows; from += size) add(from, Math.min(rows, from + size));
     }
-    start = end;
+    groupStart += rows;
   }
   return ranges;
 }
@@ -372,14 +414,44 @@ async function* groupsOf(
 ): AsyncGenerator<{ group: GroupColumns; layout: Layout }> {
   const libs = await libraries();
   const { file, metadata } = await openFile(path, libs);
-  const layout = chooseColumns(path, libs.hyparquet.parquetSchema(metadata), options);
-  const source = { path, file, metadata };
-  const ranges = await rowRanges(libs, source, layout.features[0], options.rangeRows);
-  // One buffer per feature column for every range: a range is used up before the next is read.
-  const rows = ranges.reduce((most, [from, to]) => Math.max(most, to - from), 0);
-  const buffers = layout.features.map(() => new Float64Array(rows));
-  for (const range of ranges)
-    yield { group: await readRange(libs, source, layout, range, buffers), layout };
+  const schema = libs.hyparquet.parquetSchema(metadata);
+  const layout = chooseColumns(path, schema, options);
+  const handle = await open(path, 'r');
+  try {
+    const source: Source = {
+      path,
+      file,
+      metadata,
+      schema,
+      // Pages read into one buffer and decompressed into another, both used again page after
+      // page: the bytes of a 1M-row upload do not pass through the heap a page at a time.
+      compressors: reusingCompressors(libs.hyparquet.snappyUncompress, libs.compressors),
+      read: reusingReader(handle),
+    };
+    const ranges = await rowRanges(libs, source, layout.features[0], options.rangeRows);
+    // One buffer per feature column for every range: a range is used up before the next is read.
+    const rows = ranges.reduce((most, { from, to }) => Math.max(most, to - from), 0);
+    const buffers = layout.features.map(() => new Float64Array(rows));
+    for (const range of ranges)
+      yield { group: await readRange(libs, source, layout, range, buffers), layout };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Reads byte spans of a file into one buffer, grown as needed and used again each time. */
+function reusingReader(handle: FileHandle): (start: number, end: number) => Promise<DataView> {
+  let buffer = new Uint8Array(0);
+  return async (start, end) => {
+    const length = end - start;
+    if (buffer.length < length) buffer = new Uint8Array(Math.max(length, buffer.length * 2));
+    for (let done = 0; done < length;) {
+      const { bytesRead } = await handle.read(buffer, done, length - done, start + done);
+      if (bytesRead === 0) throw new Error(`the file ends before byte ${start + done}`);
+      done += bytesRead;
+    }
+    return new DataView(buffer.buffer, 0, length);
+  };
 }
 
 /** Runs `read` for row `row` of the group, naming the file's row when it throws. */

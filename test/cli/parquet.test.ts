@@ -163,6 +163,80 @@ describe('reading Parquet', () => {
     );
   });
 
+  it('reads every kind of page as hyparquet does: dictionaries, integers, nulls, many pages, with or without an offset index', async () => {
+    const n = 20_000;
+    const columnData: ColumnSource[] = [
+      // Low cardinality: dictionary-encoded.
+      {
+        name: 'dict',
+        type: 'DOUBLE',
+        data: Array.from({ length: n }, (_, i) => (i % 5) / 4),
+        encoding: 'RLE_DICTIONARY',
+      },
+      { name: 'int', type: 'INT64', data: Array.from({ length: n }, (_, i) => BigInt(i * 3 - 7)) },
+      { name: 'int32', type: 'INT32', data: Array.from({ length: n }, (_, i) => i % 1000) },
+      { name: 'float', type: 'FLOAT', data: Array.from({ length: n }, (_, i) => i / 8) },
+      // Written without an offset index: read whole, rows before the range skipped.
+      {
+        name: 'plain',
+        type: 'DOUBLE',
+        data: Array.from({ length: n }, (_, i) => i * 1e-3),
+        offsetIndex: false,
+      },
+    ];
+    // Ids as plain strings (with nulls, quotes and non-ASCII text), then dictionary-encoded.
+    const ids = Array.from({ length: n }, (_, i) => (i % 7 === 3 ? null : `r"${i}-é漢`));
+    for (const idColumn of [
+      { name: 'id', type: 'STRING', data: ids },
+      {
+        name: 'id',
+        type: 'STRING',
+        data: ids.map((id) => id && id.slice(0, 3)),
+        encoding: 'RLE_DICTIONARY',
+      },
+    ] as ColumnSource[]) {
+      const path = join(dir, 'pages.parquet');
+      // Small pages (many per chunk) in two row groups.
+      parquetWriteFile({
+        filename: path,
+        columnData: [idColumn, ...columnData],
+        rowGroupSize: 12_000,
+        pageSize: 16_384,
+      });
+      const back = await readBack(path);
+      const expected = back.map((row) => ({
+        ...(row.id === null ? {} : { id: row.id }),
+        features: ['dict', 'int', 'int32', 'float', 'plain'].map((c) => Number(row[c])),
+      }));
+      for (const rangeRows of [undefined, 999, 5_000]) {
+        const read = await rows(path, { width: 5, ...(rangeRows ? { rangeRows } : {}) });
+        expect(read.map((r) => r.item)).toEqual(expected);
+        expect(read.map((r) => r.line)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      }
+    }
+    // A null deep in a paged column stops the reading at its row.
+    const gaps = join(dir, 'pages-gap.parquet');
+    parquetWriteFile({
+      filename: gaps,
+      rowGroupSize: n,
+      pageSize: 16_384,
+      columnData: [
+        doubles(
+          'a',
+          Array.from({ length: n }, (_, i) => i),
+        ),
+        {
+          name: 'b',
+          type: 'DOUBLE',
+          data: Array.from({ length: n }, (_, i) => (i === 15_321 ? null : i)),
+        },
+      ],
+    });
+    await expect(rows(gaps, { width: 2 })).rejects.toThrow(
+      `${gaps} row 15322: column 'b' is empty`,
+    );
+  });
+
   it('refuses a file that is not Parquet, naming it', async () => {
     const path = join(dir, 'fake.parquet');
     (await import('node:fs')).writeFileSync(path, 'not parquet at all, just text\n');
