@@ -93,77 +93,24 @@ describe('LockKeeper: job locks renewed off the event loop', () => {
     expect(held).toBe(false);
   }, 20_000);
 
-  it('adopts a job its worker fetched but has not started while the event loop is held', async () => {
-    const lockMs = 4000;
+  /**
+   * A queue, a worker that runs nothing (jobs are fetched by hand, so one can be active with no
+   * 'active' hold behind it) and a keeper with locks of `lockMs`; `run` gets them and they are
+   * closed after it.
+   */
+  async function handFetching(
+    lockMs: number,
+    run: (t: {
+      queueKey: string;
+      queue: Queue;
+      worker: Worker;
+      locks: LockKeeper;
+    }) => Promise<void>,
+    confirmMs?: number,
+  ): Promise<void> {
     const config = testConfig({ WORKER_LOCK_MS: String(lockMs) });
     prefixes.push(config.QUEUE_PREFIX);
     const connection = { url: REDIS_URL };
-    const queue = new Queue(QUEUE, { connection, prefix: config.QUEUE_PREFIX });
-    // No processor: jobs are fetched by hand, so one is active with no 'active' hold behind it.
-    const worker = new Worker(QUEUE, null, {
-      connection,
-      prefix: config.QUEUE_PREFIX,
-      lockDuration: lockMs,
-      skipLockRenewal: true,
-    });
-    worker.on('error', () => undefined);
-    const locks = new LockKeeper({ config, logger: testLogger(), renewMs: 300 });
-    try {
-      locks.watch(`${config.QUEUE_PREFIX}:${QUEUE}:`, worker.id);
-      await queue.add('fetched', {});
-      const token = `${worker.id}:by-hand`;
-      const job = await worker.getNextJob(token);
-      blockLoop(3 * lockMs);
-      const lockKey = `${config.QUEUE_PREFIX}:${QUEUE}:${job.id}:lock`;
-      const [value, ttl] = await Promise.all([redis.get(lockKey), redis.pttl(lockKey)]);
-      expect(value).toBe(token);
-      expect(ttl).toBeGreaterThan(0);
-    } finally {
-      await worker.close(true);
-      await locks.close();
-      await queue.close();
-    }
-  }, 30_000);
-
-  it('adopts them too while holds arrive long after their fetch (a lagging worker)', async () => {
-    const lockMs = 2000;
-    const config = testConfig({ WORKER_LOCK_MS: String(lockMs) });
-    prefixes.push(config.QUEUE_PREFIX);
-    const connection = { url: REDIS_URL };
-    const queueKey = `${config.QUEUE_PREFIX}:${QUEUE}:`;
-    const queue = new Queue(QUEUE, { connection, prefix: config.QUEUE_PREFIX });
-    const worker = new Worker(QUEUE, null, {
-      connection,
-      prefix: config.QUEUE_PREFIX,
-      lockDuration: lockMs,
-      skipLockRenewal: true,
-    });
-    worker.on('error', () => undefined);
-    const locks = new LockKeeper({ config, logger: testLogger(), renewMs: 300 });
-    try {
-      locks.watch(queueKey, worker.id);
-      await queue.add('fetched', {});
-      const token = `${worker.id}:by-hand`;
-      const job = await worker.getNextJob(token);
-      // Another job's hold, 5 s after its fetch: the worker is late.
-      locks.hold(queueKey, 'elsewhere', 'none', Date.now() - 5000);
-      await new Promise((r) => setTimeout(r, 3 * lockMs));
-      const lockKey = `${queueKey}${job?.id}:lock`;
-      expect(await redis.get(lockKey)).toBe(token);
-    } finally {
-      await worker.close(true);
-      await locks.close();
-      await queue.close();
-    }
-  }, 30_000);
-
-  it('lets go of an adopted job the worker never takes up (its fetch’s reply was lost)', async () => {
-    const lockMs = 1500;
-    const confirmMs = 2000;
-    const config = testConfig({ WORKER_LOCK_MS: String(lockMs) });
-    prefixes.push(config.QUEUE_PREFIX);
-    const connection = { url: REDIS_URL };
-    const queueKey = `${config.QUEUE_PREFIX}:${QUEUE}:`;
     const queue = new Queue(QUEUE, { connection, prefix: config.QUEUE_PREFIX });
     const worker = new Worker(QUEUE, null, {
       connection,
@@ -174,33 +121,75 @@ describe('LockKeeper: job locks renewed off the event loop', () => {
     worker.on('error', () => undefined);
     const locks = new LockKeeper({ config, logger: testLogger(), renewMs: 300, confirmMs });
     try {
-      locks.watch(queueKey, worker.id);
-      await queue.add('lost', {});
-      await queue.add('late', {});
-      // Both fetched for this worker, as a fetch whose reply never came back leaves a job.
-      const lost = await worker.getNextJob(`${worker.id}:lost`);
-      const late = await worker.getNextJob(`${worker.id}:late`);
-      // Another job's hold, 5 s after its fetch: the worker is late, adoption is on.
-      locks.hold(queueKey, 'elsewhere', 'none', Date.now() - 5000);
-      await new Promise((r) => setTimeout(r, lockMs + 500));
-      const lostLock = `${queueKey}${lost?.id}:lock`;
-      const lateLock = `${queueKey}${late?.id}:lock`;
-      // Adopted: renewed past their first lock period.
-      expect(await redis.get(lostLock)).toBe(`${worker.id}:lost`);
-      expect(await redis.get(lateLock)).toBe(`${worker.id}:late`);
-      // The worker takes up one of them (its hold comes, late); the other never.
-      locks.hold(queueKey, late?.id ?? '', `${worker.id}:late`, Date.now() - 3000);
-      await eventually(async () => (await redis.get(lostLock)) === null, confirmMs + 3 * lockMs);
-      // Not adopted again while its job is still in the active list, and the held one is kept.
-      await new Promise((r) => setTimeout(r, lockMs));
-      expect(await redis.get(lostLock)).toBeNull();
-      expect(await redis.lpos(`${queueKey}active`, lost?.id ?? '')).not.toBeNull();
-      expect(await redis.get(lateLock)).toBe(`${worker.id}:late`);
+      await run({ queueKey: `${config.QUEUE_PREFIX}:${QUEUE}:`, queue, worker, locks });
     } finally {
       await worker.close(true);
       await locks.close();
       await queue.close();
     }
+  }
+
+  it('adopts a job its worker fetched but has not started while the event loop is held', async () => {
+    const lockMs = 4000;
+    await handFetching(lockMs, async ({ queueKey, queue, worker, locks }) => {
+      locks.watch(queueKey, worker.id);
+      await queue.add('fetched', {});
+      const token = `${worker.id}:by-hand`;
+      const job = await worker.getNextJob(token);
+      blockLoop(3 * lockMs);
+      const lockKey = `${queueKey}${job.id}:lock`;
+      const [value, ttl] = await Promise.all([redis.get(lockKey), redis.pttl(lockKey)]);
+      expect(value).toBe(token);
+      expect(ttl).toBeGreaterThan(0);
+    });
+  }, 30_000);
+
+  it('adopts them too while holds arrive long after their fetch (a lagging worker)', async () => {
+    const lockMs = 2000;
+    await handFetching(lockMs, async ({ queueKey, queue, worker, locks }) => {
+      locks.watch(queueKey, worker.id);
+      await queue.add('fetched', {});
+      const token = `${worker.id}:by-hand`;
+      const job = await worker.getNextJob(token);
+      // Another job's hold, 5 s after its fetch: the worker is late.
+      locks.hold(queueKey, 'elsewhere', 'none', Date.now() - 5000);
+      await new Promise((r) => setTimeout(r, 3 * lockMs));
+      const lockKey = `${queueKey}${job?.id}:lock`;
+      expect(await redis.get(lockKey)).toBe(token);
+    });
+  }, 30_000);
+
+  it('lets go of an adopted job the worker never takes up (its fetch’s reply was lost)', async () => {
+    const lockMs = 1500;
+    const confirmMs = 2000;
+    await handFetching(
+      lockMs,
+      async ({ queueKey, queue, worker, locks }) => {
+        locks.watch(queueKey, worker.id);
+        await queue.add('lost', {});
+        await queue.add('late', {});
+        // Both fetched for this worker, as a fetch whose reply never came back leaves a job.
+        const lost = await worker.getNextJob(`${worker.id}:lost`);
+        const late = await worker.getNextJob(`${worker.id}:late`);
+        // Another job's hold, 5 s after its fetch: the worker is late, adoption is on.
+        locks.hold(queueKey, 'elsewhere', 'none', Date.now() - 5000);
+        await new Promise((r) => setTimeout(r, lockMs + 500));
+        const lostLock = `${queueKey}${lost?.id}:lock`;
+        const lateLock = `${queueKey}${late?.id}:lock`;
+        // Adopted: renewed past their first lock period.
+        expect(await redis.get(lostLock)).toBe(`${worker.id}:lost`);
+        expect(await redis.get(lateLock)).toBe(`${worker.id}:late`);
+        // The worker takes up one of them (its hold comes, late); the other never.
+        locks.hold(queueKey, late?.id ?? '', `${worker.id}:late`, Date.now() - 3000);
+        await eventually(async () => (await redis.get(lostLock)) === null, confirmMs + 3 * lockMs);
+        // Not adopted again while its job is still in the active list, and the held one is kept.
+        await new Promise((r) => setTimeout(r, lockMs));
+        expect(await redis.get(lostLock)).toBeNull();
+        expect(await redis.lpos(`${queueKey}active`, lost?.id ?? '')).not.toBeNull();
+        expect(await redis.get(lateLock)).toBe(`${worker.id}:late`);
+      },
+      confirmMs,
+    );
   }, 30_000);
 
   it('lets the lock lapse of a job whose end BullMQ could not record', async () => {
