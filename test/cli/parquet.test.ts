@@ -14,6 +14,7 @@ import { openParquetSink } from '../../src/cli/parquet-output.js';
 import { countRows, readRows, type ReadRowsOptions } from '../../src/cli/rows.js';
 import { InferqClient } from '../../src/client/index.js';
 import { uniqueRow } from '../helpers/fixtures.js';
+import { writeV1Parquet } from '../helpers/parquet-v1.js';
 import { createStack, type TestStack } from '../helpers/stack.js';
 import { runCli, stopRunningClis } from './run-cli.js';
 
@@ -235,6 +236,48 @@ describe('reading Parquet', () => {
     await expect(rows(gaps, { width: 2 })).rejects.toThrow(
       `${gaps} row 15322: column 'b' is empty`,
     );
+  });
+
+  it("reads version-1 data pages (pyarrow's default) as hyparquet does, and names a null's row", async () => {
+    const n = 2_500;
+    const path = join(dir, 'v1.parquet');
+    writeV1Parquet(
+      path,
+      [
+        {
+          name: 'id',
+          type: 'BYTE_ARRAY',
+          utf8: true,
+          values: Array.from({ length: n }, (_, i) => (i % 5 === 2 ? null : `v1"${i}-é`)),
+        },
+        { name: 'a', type: 'DOUBLE', values: Array.from({ length: n }, (_, i) => i / 3) },
+        { name: 'b', type: 'INT64', values: Array.from({ length: n }, (_, i) => BigInt(i - 9)) },
+      ],
+      700,
+    );
+    const expected = (await readBack(path)).map((row) => ({
+      ...(row.id === null ? {} : { id: row.id }),
+      features: [Number(row.a), Number(row.b)],
+    }));
+    expect(expected[3]).toEqual({ id: 'v1"3-é', features: [1, -6] });
+    for (const rangeRows of [undefined, 333]) {
+      const read = await rows(path, { width: 2, ...(rangeRows ? { rangeRows } : {}) });
+      expect(read.map((r) => r.item)).toEqual(expected);
+    }
+    const gap = join(dir, 'v1-gap.parquet');
+    writeV1Parquet(
+      gap,
+      [
+        { name: 'a', type: 'DOUBLE', values: Array.from({ length: n }, (_, i) => i) },
+        {
+          name: 'b',
+          type: 'DOUBLE',
+          values: Array.from({ length: n }, (_, i) => (i === 1_801 ? null : i)),
+        },
+      ],
+      700,
+    );
+    await expect(rows(gap, { width: 2 })).rejects.toThrow(`${gap} row 1802: column 'b' is empty`);
   });
 
   it('refuses a file that is not Parquet, naming it', async () => {
