@@ -19,6 +19,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { asyncBufferFromFile, parquetMetadataAsync } from 'hyparquet';
 import { parquetWriteFile } from 'hyparquet-writer';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { uniqueRow } from '../helpers/fixtures.js';
@@ -125,10 +126,10 @@ async function checkResults(path: string): Promise<number> {
 }
 
 /** Runs `inferq batch <input>` and checks its results; resolves with its peak RSS, MB. */
-async function batchPeakMb(input: string): Promise<number> {
+async function batchPeakMb(input: string, output = 'out.jsonl'): Promise<number> {
   const run = await runCli(
     dir,
-    ['batch', input, '-m', 'breast-cancer', '-o', 'out.jsonl', '--url', url],
+    ['batch', input, '-m', 'breast-cancer', '-o', output, '--url', url],
     {
       entry: join(build, 'cli/client-main.js'),
       nodeArgs: ['--import', join(dir, 'peak.mjs')],
@@ -137,9 +138,15 @@ async function batchPeakMb(input: string): Promise<number> {
   );
   expect(run.code, run.stderr).toBe(0);
   expect(run.stdout).toContain(`queued: ${ROWS} rows`);
-  expect(await checkResults(join(dir, 'out.jsonl'))).toBe(ROWS);
+  if (output.endsWith('.parquet')) {
+    const file = await asyncBufferFromFile(join(dir, output));
+    expect(Number((await parquetMetadataAsync(file)).num_rows)).toBe(ROWS);
+  } else {
+    expect(await checkResults(join(dir, output))).toBe(ROWS);
+  }
   const peakKb = Number(/peak-rss-kb (\d+)/.exec(run.stderr)?.[1]);
-  console.info(`inferq batch ${input}, ${ROWS} rows: peak RSS ${(peakKb / 1024).toFixed(1)} MB`);
+  const what = `inferq batch ${input} -o ${output}, ${ROWS} rows`;
+  console.info(`${what}: peak RSS ${(peakKb / 1024).toFixed(1)} MB`);
   expect(peakKb).toBeGreaterThan(0);
   return peakKb / 1024;
 }
@@ -150,4 +157,8 @@ it(`runs ${ROWS} rows with a peak RSS under ${PEAK_RSS_LIMIT_MB} MB`, async () =
 
 it(`runs them from Parquet with a peak RSS under ${PEAK_RSS_LIMIT_MB} MB`, async () => {
   expect(await batchPeakMb('rows.parquet')).toBeLessThan(PEAK_RSS_LIMIT_MB);
+}, 120_000);
+
+it(`writes their results as Parquet with a peak RSS under ${PEAK_RSS_LIMIT_MB} MB`, async () => {
+  expect(await batchPeakMb('rows.jsonl', 'out.parquet')).toBeLessThan(PEAK_RSS_LIMIT_MB);
 }, 120_000);
