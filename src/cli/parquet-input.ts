@@ -214,6 +214,8 @@ function packFeature(
 
 interface Source extends PagedFile {
   path: string;
+  /** Offset indexes read so far, by `<group>:<column>` (each is read once). */
+  indexes: Map<string, Promise<PageLocation[] | undefined>>;
 }
 
 /** Rows [from, to) of row group `group` (whose first row is row `groupStart` of the file). */
@@ -324,8 +326,23 @@ const MIN_PAGED_ROWS = 32_768;
  */
 const PAGED_MAX_ROWS = 65_536;
 
-/** The offset index of column `name` in row group `group`, when the file has one. */
-async function offsetIndex(
+/** The offset index of column `name` in row group `group`, when the file has one (read once). */
+function offsetIndex(
+  libs: Libraries,
+  source: Source,
+  group: number,
+  name: string | undefined,
+): Promise<PageLocation[] | undefined> {
+  const key = `${group}:${name}`;
+  let index = source.indexes.get(key);
+  if (!index) {
+    index = readOffsetIndex(libs, source, group, name);
+    source.indexes.set(key, index);
+  }
+  return index;
+}
+
+async function readOffsetIndex(
   libs: Libraries,
   source: Source,
   group: number,
@@ -427,6 +444,7 @@ async function* groupsOf(
       // page: the bytes of a 1M-row upload do not pass through the heap a page at a time.
       compressors: reusingCompressors(libs.hyparquet.snappyUncompress, libs.compressors),
       read: reusingReader(handle),
+      indexes: new Map(),
     };
     const ranges = await rowRanges(libs, source, layout.features[0], options.rangeRows);
     // One buffer per feature column for every range: a range is used up before the next is read.

@@ -176,19 +176,24 @@ export class LockKeeper {
       try {
         return await run(job);
       } finally {
-        const key = `${queueKey}${job.id}`;
-        const token = job.token;
-        const timer = setTimeout(() => {
-          if (!job.id || this.held.get(key)?.token !== token) return;
-          this.options.logger.warn(
-            { jobId: job.id, queue: queueKey },
-            "job's end not recorded (Redis failed as it finished); its lock is left to lapse",
-          );
-          this.release(queueKey, job.id, true);
-        }, this.init.lockMs);
-        timer.unref();
+        if (job.id) this.releaseLater(queueKey, job.id, job.token);
       }
     };
+  }
+
+  // Releases, WORKER_LOCK_MS from now, the hold of `token` if it is still there (see processor);
+  // the timer keeps the ids only, not the job with its data.
+  private releaseLater(queueKey: string, jobId: string, token: string | undefined): void {
+    const key = `${queueKey}${jobId}`;
+    const timer = setTimeout(() => {
+      if (this.held.get(key)?.token !== token) return;
+      this.options.logger.warn(
+        { jobId, queue: queueKey },
+        "job's end not recorded (Redis failed as it finished); its lock is left to lapse",
+      );
+      this.release(queueKey, jobId, true);
+    }, this.init.lockMs);
+    timer.unref();
   }
 
   /** Stops the thread; call after the BullMQ Workers have closed. */
