@@ -73,8 +73,8 @@ export function reusingCompressors(
   };
 }
 
-/** Where rows [from, to) of a row group are, and where their values go. */
-export interface NumberRange {
+/** Rows [from, to) of one row group, and where the column's pages are. */
+export interface RowSpan {
   /** Index of the row group. */
   group: number;
   /** Rows within the group. */
@@ -155,7 +155,7 @@ async function walkPages(
   fns: PageFunctions,
   source: PagedFile,
   chunk: ChunkReader,
-  range: NumberRange,
+  range: RowSpan,
   each: (page: PageAt) => void,
 ): Promise<number> {
   const { from, to, pages } = range;
@@ -261,7 +261,7 @@ export async function readNumbers(
   fns: PageFunctions,
   source: PagedFile,
   name: string,
-  range: NumberRange,
+  range: RowSpan,
   into: Float64Array,
 ): Promise<BadValue | undefined> {
   const { from, to } = range;
@@ -317,7 +317,7 @@ export async function readIds(
   fns: PageFunctions,
   source: PagedFile,
   name: string,
-  range: NumberRange,
+  range: RowSpan,
   into: unknown[],
 ): Promise<void> {
   const { from, to } = range;

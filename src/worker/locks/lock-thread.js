@@ -35,10 +35,9 @@ return out
 `;
 
 // KEYS: active list, stalled set; ARGV: queue key, lock ms, how many prefixes, the `<workerId>:`
-// prefixes, then tokens to leave alone (of holds released: their jobs left the worker, maybe
-// without BullMQ recording it). Renews every other active job whose lock token starts with one
-// of the prefixes (so it is this worker's) and
-// returns them as job id, token pairs. Run only while the worker is late: it reads every active
+// prefixes, then tokens to leave alone (see `released`). Renews every other active job whose
+// lock token starts with one of the prefixes (so it is this worker's) and returns them as job
+// id, token pairs. Run only while the worker is late: it reads every active
 // job of the queue, but a job Redis gave this worker is locked from then on, while the worker
 // learns of it (and holds it) only once its event loop reads the reply: seconds later when the
 // CPU is saturated.
@@ -105,6 +104,11 @@ const released = new Map();
 const unconfirmed = new Map();
 /** How long an adopted job may wait for the worker's hold (a late worker's is seconds late). */
 const CONFIRM_MS = init.confirmMs ?? Math.max(2 * init.lockMs, 10_000);
+
+/** Keeps adoption off `token` for two lock periods (see `released`). @param {string} token */
+function leaveAlone(token) {
+  released.set(token, Date.now() + 2 * init.lockMs);
+}
 /** Alive keys of fast-lane consumers, renewed like the locks. @type {Set<string>} */
 const alive = new Set();
 let lastBeat = Date.now();
@@ -164,7 +168,7 @@ async function adopt(queueKey, workerIds) {
     const token = found[i + 1] ?? '';
     if (queue.get(jobId)?.token === token) continue;
     queue.set(jobId, { jobId, token });
-    if (!unconfirmed.has(token)) unconfirmed.set(token, { at: Date.now(), queueKey, jobId });
+    if (!unconfirmed.has(token)) unconfirmed.set(token, { at: now, queueKey, jobId });
   }
 }
 
@@ -177,7 +181,7 @@ function dropUnconfirmed() {
     unconfirmed.delete(token);
     const queue = held.get(queueKey);
     if (queue?.get(jobId)?.token === token) queue.delete(jobId);
-    released.set(token, now + 2 * init.lockMs);
+    leaveAlone(token);
   }
 }
 
@@ -235,7 +239,7 @@ port.on('message', (/** @type {LockRequest} */ msg) => {
     const token = queue?.get(msg.jobId)?.token;
     if (token) unconfirmed.delete(token);
     queue?.delete(msg.jobId);
-    if (msg.token) released.set(msg.token, Date.now() + 2 * init.lockMs);
+    if (msg.token) leaveAlone(msg.token);
   }
 });
 
