@@ -14,6 +14,7 @@ import { createApp } from './app.js';
 import type { ApiDeps } from './deps.js';
 import { BatchService } from './batches/batch-service.js';
 import { JobService } from './jobs/job-service.js';
+import { FastLanes } from './jobs/fast-lanes.js';
 import { OnlineGatherer } from './predict/request-gathering.js';
 import { ApiMetrics } from './ops/api-metrics.js';
 import { apiModelReloads } from './models/model-rescan.js';
@@ -138,6 +139,7 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
   metrics.watchBatchQueue(batchQueue, logger);
   const reloads = apiModelReloads(config, repository, logger);
   void reloads.start();
+  const lanes = new FastLanes(config, queue.shards, redis);
   const gate = new ShutdownGate();
   const deps: ApiDeps = {
     config,
@@ -148,13 +150,13 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     queue,
     batchQueue,
     replicaId,
-    jobs: new JobService(config, queue, redis, keys, hub, replicaId, {
+    jobs: new JobService(config, queue, redis, keys, hub, replicaId, lanes, {
       onCoalesced: () => metrics.coalesced.inc(),
       onCompleted: (result) => metrics.jobWaited(result.queueMs),
     }),
     batches: new BatchService(config, batchQueue, redis, keys, hub),
     depth,
-    gather: new OnlineGatherer({ config, queue, redis, keys, hub, replicaId }),
+    gather: new OnlineGatherer({ config, queue, redis, keys, hub, replicaId, lanes }),
     hub,
     ids: new IdSecret(config, redis, keys, logger),
     isShuttingDown: gate.isShuttingDown,
@@ -178,7 +180,7 @@ export async function buildApi(config: Config, logger: Logger): Promise<ApiHandl
     close: async () => {
       gate.begin();
       depth.stop();
-      deps.gather.close();
+      lanes.close();
       await reloads.close();
       deps.batches.close();
       hub.releaseAll();

@@ -1,3 +1,5 @@
+import type { JobsOptions } from 'bullmq';
+import type { Config } from './config.js';
 import type { InstanceResult } from './contracts/plain-types.js';
 import type { Datatype } from './public-types.js';
 
@@ -114,3 +116,16 @@ export function partResult(
 
 /** BullMQ job name of prediction jobs. */
 export const PREDICT_JOB = 'predict';
+
+/** BullMQ options of a prediction job: attempts with backoff, results kept RESULT_TTL_S. */
+export function predictJobOptions(
+  config: Pick<Config, 'JOB_ATTEMPTS' | 'JOB_BACKOFF_MS' | 'RESULT_TTL_S' | 'RESULT_MAX_JOBS'>,
+): JobsOptions {
+  const keep = { age: config.RESULT_TTL_S, count: config.RESULT_MAX_JOBS };
+  return {
+    attempts: config.JOB_ATTEMPTS,
+    backoff: { type: 'exponential', delay: config.JOB_BACKOFF_MS },
+    removeOnComplete: keep,
+    removeOnFail: keep,
+  };
+}

@@ -287,6 +287,32 @@ describe('/v1/jobs', () => {
       expect((await view(id)).body.status).toBe('completed');
     });
 
+    it('queues a plain job on the fast lane once a worker consumes it, and a prioritized one through BullMQ', async () => {
+      const laneOf = async (id: string) =>
+        stack.api.deps.redis.hget(
+          stack.api.deps.queue.toKey((await stack.refOf(id)).jobId),
+          'lane',
+        );
+      // The API reads which lanes have a consumer every second.
+      let plain = await submit({ model: 'breast-cancer', features: uniqueRow(11) });
+      for (let i = 0; i < 30 && (await laneOf(plain.id)) !== 'fast'; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        plain = await submit({ model: 'breast-cancer', features: uniqueRow(12 + i) });
+      }
+      expect(await laneOf(plain.id)).toBe('fast');
+      const prioritized = await submit({
+        model: 'breast-cancer',
+        features: uniqueRow(50),
+        priority: 1,
+      });
+      expect(await laneOf(prioritized.id)).toBeNull();
+      for (const { id } of [plain, prioritized]) {
+        const { body } = await view(id, undefined, '?wait=5');
+        expect(body).toMatchObject({ id, status: 'completed', attempts: 1 });
+        expect(body.result).toMatchObject({ label: expect.stringMatching(/^(malignant|benign)$/) });
+      }
+    });
+
     it('answers a long-poll of a finished job at once', async () => {
       const { id } = await submit({ model: 'breast-cancer', features: uniqueRow(10) });
       await view(id, undefined, '?wait=5');

@@ -2,6 +2,7 @@ import { Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobService } from '../../src/api/jobs/job-service.js';
+import { FastLanes } from '../../src/api/jobs/fast-lanes.js';
 import { ResultHub } from '../../src/api/jobs/results-hub.js';
 import { PREDICT_JOB, type PredictJobData } from '../../src/shared/jobs.js';
 import { REDIS_URL, testLogger } from '../helpers/env.js';
@@ -128,7 +129,16 @@ describe('waiting for results', () => {
     const { config, deps } = { config: stack.config, deps: stack.api.deps };
     // A replica that queued nothing: the worker replies elsewhere, so this hub must read the job.
     const deafHub = new ResultHub(deps.queue, deps.redis, testLogger('hub'));
-    const jobs = new JobService(config, deps.queue, deps.redis, deps.keys, deafHub, 'elsewhere');
+    const lanes = new FastLanes(config, deps.queue.shards, deps.redis);
+    const jobs = new JobService(
+      config,
+      deps.queue,
+      deps.redis,
+      deps.keys,
+      deafHub,
+      'elsewhere',
+      lanes,
+    );
     try {
       const data: PredictJobData = {
         model: 'breast-cancer',
@@ -148,6 +158,7 @@ describe('waiting for results', () => {
       expect(deafHub.size).toBe(0);
     } finally {
       deafHub.releaseAll();
+      lanes.close();
     }
   });
 });

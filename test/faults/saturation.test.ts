@@ -196,7 +196,9 @@ describe('a worker whose CPU is saturated for a long time runs no job twice', ()
           150_000,
         ),
       );
-      // Async jobs keep a backlog, so the worker's slots stay full and jobs wait in them.
+      // Async jobs keep a backlog, so the worker's slots stay full and jobs wait in them: these
+      // are prioritized, so they take BullMQ's own path (the fast lane keeps its backlog in its
+      // list, and takes no more jobs than it has slots).
       const jobs = loadLoops(
         2,
         async (n) => {
@@ -207,6 +209,7 @@ describe('a worker whose CPU is saturated for a long time runs no job twice', ()
           }
           return sample(`${api.url}/v1/jobs`, {
             model: 'breast-cancer',
+            priority: 5,
             instances: Array.from({ length: 1000 }, (_, i) => intRow(300_000_000 + 1000 * n + i)),
           });
         },
@@ -242,8 +245,17 @@ describe('a worker whose CPU is saturated for a long time runs no job twice', ()
         const msg = /"level":(?:40|50).*"msg":"([^"]*)"/.exec(line)?.[1];
         if (msg) warnings.set(msg, (warnings.get(msg) ?? 0) + 1);
       }
-      const longest = Math.max(...tally.activeMs);
-      const overLock = tally.activeMs.filter((ms) => ms > DEFAULTS.WORKER_LOCK_MS).length;
+      const audit = await jobsOf(client, env.QUEUE_PREFIX ?? '', PREDICT_QUEUE, completed);
+      // Jobs of the fast lane send no events: how long they were active is read from their hash.
+      const activeMs = [
+        ...tally.activeMs,
+        ...audit
+          .filter((j) => !tally.started.has(`${PREDICT_QUEUE}/${j.id}`))
+          .map((j) => (j.finishedOn ?? 0) - (j.processedOn ?? Infinity))
+          .filter((ms) => ms >= 0),
+      ];
+      const longest = Math.max(...activeMs);
+      const overLock = activeMs.filter((ms) => ms > DEFAULTS.WORKER_LOCK_MS).length;
       console.log(
         `saturation ${MINUTES} min, worker pinned to CPU ${cpu} beside ${BURNERS} busy loops (nice ${NICE} all): ` +
           `worker ran ${runS.toFixed(1)} s and waited ${waitS.toFixed(1)} s for the CPU ` +
@@ -259,7 +271,6 @@ describe('a worker whose CPU is saturated for a long time runs no job twice', ()
       expect(tally.repeated()).toEqual([]);
       expect(tally.failed).toEqual([]);
       expect(failed).toEqual([]);
-      const audit = await jobsOf(client, env.QUEUE_PREFIX ?? '', PREDICT_QUEUE, completed);
       expect(audit.filter((j) => j.attemptsStarted !== 1 || j.stalledCount !== 0)).toEqual([]);
       expect(worker.output()).not.toMatch(/could not renew lock|Missing lock|stalled/i);
       expect(onlineSamples.filter((s) => s.status !== 200)).toEqual([]);

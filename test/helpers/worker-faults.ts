@@ -10,6 +10,7 @@ export interface HeldJob {
   processedBy?: string;
   attemptsStarted: number;
   stalledCount: number;
+  processedOn?: number;
   finishedOn?: number;
 }
 
@@ -21,15 +22,16 @@ async function readJobs(
 ): Promise<HeldJob[]> {
   const pipeline = redis.pipeline();
   for (const id of ids)
-    pipeline.hmget(`${prefix}:${queue}:${id}`, 'pb', 'ats', 'stc', 'finishedOn');
+    pipeline.hmget(`${prefix}:${queue}:${id}`, 'pb', 'ats', 'stc', 'processedOn', 'finishedOn');
   const replies = (await pipeline.exec()) ?? [];
   return ids.map((id, i) => {
-    const [pb, ats, stc, finishedOn] = (replies[i]?.[1] ?? []) as (string | null)[];
+    const [pb, ats, stc, processedOn, finishedOn] = (replies[i]?.[1] ?? []) as (string | null)[];
     return {
       id,
       ...(pb ? { processedBy: pb } : {}),
       attemptsStarted: Number(ats ?? 0),
       stalledCount: Number(stc ?? 0),
+      ...(processedOn ? { processedOn: Number(processedOn) } : {}),
       ...(finishedOn ? { finishedOn: Number(finishedOn) } : {}),
     };
   });

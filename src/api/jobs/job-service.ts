@@ -1,5 +1,4 @@
 import { createHash, randomInt } from 'node:crypto';
-import type { Job } from 'bullmq';
 import { shardOfHash, shardOfText, type ShardedQueue } from '../../shared/shards.js';
 import type { RedisClient } from '../../shared/redis.js';
 import type { Config } from '../../shared/config.js';
@@ -8,6 +7,7 @@ import {
   PREDICT_JOB,
   partId,
   partResult,
+  predictJobOptions,
   type InstanceResult,
   type PredictJobData,
   type PredictJobResult,
@@ -16,6 +16,8 @@ import type { Keys } from '../../shared/keys.js';
 import { newJobId, type JobRef, type Owner } from './public-ids.js';
 import type { JobOutcome, ResultHub } from './results-hub.js';
 import type { JobView } from '../../shared/contracts/jobs.js';
+import type { Departure } from '../http/deferred-json.js';
+import type { FastLanes } from './fast-lanes.js';
 
 /** The predict body without its envelope: one result, or `predictions` for many. */
 export type ResultBody = InstanceResult | { predictions: InstanceResult[] };
@@ -78,6 +80,8 @@ export class JobService {
     private readonly hub: ResultHub,
     /** This replica's id: its workers reply here (see shared/replies.ts). */
     private readonly replicaId: string,
+    /** Which shards' fast lanes a worker consumes: plain jobs go there. */
+    private readonly lanes: FastLanes,
     private readonly hooks: JobServiceHooks = {},
   ) {}
 
@@ -96,32 +100,36 @@ export class JobService {
     }
   }
 
-  /** Queues a prediction job of its own (not gathered). */
+  /**
+   * Queues a prediction job of its own (not gathered): on its shard's fast lane when a worker
+   * consumes it and the job asks for nothing the lane does not do (priority, deduplication),
+   * else through BullMQ's add.
+   */
   async submit(options: SubmitOptions): Promise<Submitted> {
     this.assertRedis();
-    const jobId = newJobId(shardOf(options, this.config.QUEUE_SHARDS));
+    const shard = shardOf(options, this.config.QUEUE_SHARDS);
+    const jobId = newJobId(shard);
     this.hub.expect(jobId);
     const early = options.waitMs !== undefined ? this.hub.wait(jobId, options.waitMs) : undefined;
-    let job: Job<PredictJobData, PredictJobResult>;
+    const data = { ...options.data, replyTo: this.replicaId };
+    const opts = predictJobOptions(this.config);
+    let id = jobId;
     try {
-      job = await this.queue.add(
-        PREDICT_JOB,
-        { ...options.data, replyTo: this.replicaId },
-        {
+      if (!options.priority && !options.dedupId && this.lanes.open(shard)) {
+        await this.lanes.enqueue(this.queue.forJob(jobId).toKey(''), jobId, data, opts);
+      } else {
+        const job = await this.queue.add(PREDICT_JOB, data, {
+          ...opts,
           jobId,
           priority: options.priority,
-          attempts: this.config.JOB_ATTEMPTS,
-          backoff: { type: 'exponential', delay: this.config.JOB_BACKOFF_MS },
-          removeOnComplete: { age: this.config.RESULT_TTL_S, count: this.config.RESULT_MAX_JOBS },
-          removeOnFail: { age: this.config.RESULT_TTL_S, count: this.config.RESULT_MAX_JOBS },
           ...(options.dedupId ? { deduplication: { id: options.dedupId } } : {}),
-        },
-      );
+        });
+        id = job.id ?? jobId;
+      }
     } catch (err) {
       early?.cancel();
       throw err;
     }
-    const id = job.id ?? jobId;
     if (id !== jobId) this.hooks.onCoalesced?.();
     if (id === jobId && early) {
       const outcome = early.promise.then((o) => {
@@ -144,20 +152,19 @@ export class JobService {
   async waitFor(
     ref: JobRef,
     waitMs: number,
-    signal?: AbortSignal,
+    departure?: Departure,
   ): Promise<JobOutcome | undefined> {
     const wait = this.hub.wait(ref.jobId, waitMs, { poll: true });
     // The asker went away: its wait ends now (the promise below then resolves undefined).
-    const stop = () => wait.cancel();
-    signal?.addEventListener('abort', stop, { once: true });
+    departure?.onGone(() => wait.cancel());
     try {
       const done = await this.hub.peek(ref.jobId).catch(() => undefined);
       if (done) this.hub.settle(ref.jobId, done);
       const outcome = await wait.promise;
-      if (signal?.aborted) return undefined;
+      if (departure?.gone) return undefined;
       return outcome ?? (await this.hub.peek(ref.jobId));
     } finally {
-      signal?.removeEventListener('abort', stop);
+      departure?.onGone(undefined);
     }
   }
 

@@ -10,7 +10,7 @@ import { JobRequestSchema, parseOrThrow, toInput } from '../../shared/schemas.js
 import { assertAccepting, type ApiDeps, type AppEnv } from '../deps.js';
 import { readJson } from '../http/request-body.js';
 import { cacheScope, jobRefOf, ownerOf } from '../http/owner.js';
-import { deferredJson } from '../http/deferred-json.js';
+import { deferredJson, type Departure } from '../http/deferred-json.js';
 import { askedWaitS } from '../http/prefer.js';
 import {
   API_KEY_SECURITY,
@@ -136,8 +136,8 @@ export function jobRoutes(deps: ApiDeps): RouteApp {
       if (waitS > 0 && (view.status === 'queued' || view.status === 'active')) {
         // The answer is 200 whatever the wait brings: the handler returns now and the view is
         // written when the job ends or the wait runs out (see deferredJson).
-        const later = async (signal: AbortSignal) => {
-          const outcome = await jobs.waitFor(ref, waitS * 1000, signal).catch(() => undefined);
+        const later = async (departure: Departure) => {
+          const outcome = await jobs.waitFor(ref, waitS * 1000, departure).catch(() => undefined);
           return (jobs.settled(view, ref, outcome) ??
             (await jobs.view(owner, ref, id).catch(() => view))) satisfies z.infer<
             typeof JobViewSchema

@@ -2,6 +2,7 @@ import { OpenAPIHono, type RouteConfig } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { validationError } from '../../shared/schemas.js';
+import { headersOf } from '../http/node-request.js';
 import type { AppEnv } from '../deps.js';
 
 /** A feature's routes: a Hono app that also collects each route's OpenAPI definition. */
@@ -25,10 +26,14 @@ export interface MountOptions {
 }
 
 /**
- * Serves `route` with `handler` and adds it to the document. Path, query and headers are
- * checked by @hono/zod-openapi against the route's schemas (a failure is the API's 422
- * `validation_error`, thrown for app.onError to render). The body is only documented here:
- * handlers read it with the size-limited readers of http/ and parse it with the same schema.
+ * Serves `route` with `handler` and adds it to the document. Query, path and headers are
+ * checked against the route's schemas in that order, as @hono/zod-openapi's validators would
+ * (a failure is the API's 422 `validation_error`, thrown for app.onError to render), but here:
+ * each of those validators reads the request's Content-Type through a web Headers of the whole
+ * request, which @hono/node-server then keeps for as long as the connection is open (a
+ * kilobyte for each of 10,000 long-polls); headers are read from Node's request instead. The
+ * body is only documented here: handlers read it with the size-limited readers of http/ and
+ * parse it with the same schema.
  */
 export function mount(
   app: RouteApp,
@@ -37,15 +42,58 @@ export function mount(
   options: MountOptions = {},
 ): void {
   app.openAPIRegistry.registerPath(route);
+  const checks = requestChecks(route);
+  const serve: RouteHandler =
+    checks.length === 0
+      ? handler
+      : async (c) => {
+          for (const check of checks) {
+            const result = check.schema.safeParse(check.read(c));
+            if (result.success) continue;
+            await options.exists?.(c);
+            throw validationError(result.error);
+          }
+          return handler(c);
+        };
+  // The handler is typed by the contracts' bodies, not by OpenAPIHono's inference.
+  app.openapi({ ...route, request: undefined, hide: true }, serve as never);
+}
+
+interface RequestCheck {
+  schema: z.ZodType;
+  read: (c: Context<AppEnv>) => unknown;
+}
+
+// The checks of a route's query, path and headers, read as Hono's validators read them.
+function requestChecks(route: RouteConfig): RequestCheck[] {
   const { params, query, headers } = route.request ?? {};
-  const checked: RouteConfig = { ...route, request: { params, query, headers } };
-  const hook = async (result: { success: boolean; error?: unknown }, c: Context<AppEnv>) => {
-    if (result.success) return;
-    await options.exists?.(c);
-    throw validationError(result.error as z.ZodError);
-  };
-  // The handler and hook are typed by the contracts' bodies, not by OpenAPIHono's inference.
-  app.openapi({ ...checked, hide: true }, handler as never, hook as never);
+  if (Array.isArray(headers)) throw new Error(`${route.path}: give headers as one object schema`);
+  const checks: RequestCheck[] = [];
+  if (query) {
+    checks.push({
+      schema: query,
+      read: (c) => {
+        const all = Object.entries(c.req.queries());
+        return Object.fromEntries(all.map(([k, v]) => [k, v.length === 1 ? v[0] : v]));
+      },
+    });
+  }
+  if (params) checks.push({ schema: params, read: (c) => c.req.param() });
+  if (headers) {
+    // Header names arrive in lower case; the schema may spell them otherwise.
+    const shape = 'shape' in headers ? headers.shape : {};
+    const names = new Map(Object.keys(shape).map((key) => [key.toLowerCase(), key]));
+    checks.push({
+      schema: headers,
+      read: (c) => {
+        const out: Record<string, string> = {};
+        for (const [name, value] of Object.entries(headersOf(c)))
+          out[names.get(name) ?? name] = value;
+        return out;
+      },
+    });
+  }
+  return checks;
 }
 
 /** Adds a route served by other means (an alias, a WebSocket upgrade, a mounted UI). */

@@ -3,11 +3,13 @@ import type { Config } from '../../shared/config.js';
 import {
   PREDICT_JOB,
   parsePartId,
+  predictJobOptions,
   partId,
   type PredictJobData,
   type PredictJobResult,
 } from '../../shared/jobs.js';
-import { fastLaneKeys, GATHER, oneSlot, SUBMIT } from '../../shared/fast-lane.js';
+import { fastLaneKeys, GATHER, oneSlot } from '../../shared/fast-lane.js';
+import type { FastLanes } from '../jobs/fast-lanes.js';
 import type { Keys } from '../../shared/keys.js';
 import { shardOfHash, type ShardedQueue } from '../../shared/shards.js';
 import type { RedisClient } from '../../shared/redis.js';
@@ -59,6 +61,8 @@ export interface OnlineGathererDeps {
   hub: ResultHub;
   /** This replica's id: workers reply here. */
   replicaId: string;
+  /** Which shards' fast lanes a worker consumes. */
+  lanes: FastLanes;
 }
 
 const MAX_PARTS = 128;
@@ -76,9 +80,6 @@ export class OnlineGatherer {
   private readonly local = new Map<string, Promise<Placement>>();
   /** Share of recent cache lookups that hit. */
   private hitRate = 0;
-  /** Shards whose fast lane some worker consumes. */
-  private readonly openLanes = new Set<number>();
-  private laneTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: OnlineGathererDeps) {
     this.gatherer = new Gatherer<GatherItem, Placement>({
@@ -87,7 +88,6 @@ export class OnlineGatherer {
       rowsOf: (item) => item.data.rows,
       flush: (_key, items) => this.flush(items),
     });
-    if (deps.config.ONLINE_FAST_LANE) this.watchLanes();
   }
 
   /**
@@ -99,49 +99,10 @@ export class OnlineGatherer {
   canLookUp(item: Pick<GatherItem, 'hash'>): boolean {
     const { config } = this.deps;
     return (
-      this.laneOpen(shardOfHash(item.hash, config.QUEUE_SHARDS)) &&
+      this.deps.lanes.open(shardOfHash(item.hash, config.QUEUE_SHARDS)) &&
       oneSlot(config) &&
       this.hitRate < 0.5
     );
-  }
-
-  /**
-   * Whether jobs of `shard` go on its fast lane: ONLINE_FAST_LANE, and some worker consumes the
-   * lane (read every second in the background, see `watchLanes`). Workers of an older release,
-   * or run with the lane off, register no consumer: jobs then go through BullMQ's own queue.
-   */
-  private laneOpen(shard: number): boolean {
-    return this.deps.config.ONLINE_FAST_LANE && this.openLanes.has(shard);
-  }
-
-  // Reads which shards' lanes have a consumer, now and every second; stopped by close().
-  private watchLanes(): void {
-    const read = async () => {
-      // Not while the connection is away: an auto-pipelined command sent then breaks the batch
-      // it joins (ioredis fails the whole pipeline, and other callers' commands with it).
-      if (this.deps.redis.status !== 'ready') return;
-      const shards = this.deps.queue.shards;
-      const counts = await Promise.all(
-        shards.map((q) =>
-          this.deps.redis.scard(fastLaneKeys(q.toKey('')).consumers).catch(() => -1),
-        ),
-      );
-      counts.forEach((n, shard) => {
-        if (n > 0) this.openLanes.add(shard);
-        else if (n === 0) this.openLanes.delete(shard);
-      });
-    };
-    // Not from the constructor's own turn: an auto-pipeline opened before another part of the
-    // API defines its scripts (defineCommand) would not know them, and ioredis would fail the
-    // commands that join it.
-    setTimeout(() => void read(), 0).unref();
-    this.laneTimer = setInterval(() => void read(), 1000);
-    this.laneTimer.unref();
-  }
-
-  /** Stops reading the lanes' consumers. */
-  close(): void {
-    clearInterval(this.laneTimer);
   }
 
   /** Notes the outcome of a cache lookup (moving average over about the last 20). */
@@ -218,7 +179,8 @@ export class OnlineGatherer {
     // The first request's input picks the shard: a lone request's identical twins meet there.
     const shard = shardOfHash(items[0]?.hash ?? '', this.deps.config.QUEUE_SHARDS);
     if (items.some((item) => item.lookup)) {
-      if (this.laneOpen(shard) && oneSlot(this.deps.config)) return this.gatherAndAdd(items, shard);
+      if (this.deps.lanes.open(shard) && oneSlot(this.deps.config))
+        return this.gatherAndAdd(items, shard);
       // The lane closed since these were placed: their cache entries and claims are read first.
       return this.lookUpThenFlush(items);
     }
@@ -232,7 +194,7 @@ export class OnlineGatherer {
       key: keys.inflight(ownerTag(item.owner), item.hash),
       value: partId(jobId, i),
     }));
-    const lane = this.laneOpen(shard);
+    const lane = this.deps.lanes.open(shard);
     const inScript = lane && oneSlot(this.deps.config);
     const claims = inScript
       ? []
@@ -268,22 +230,12 @@ export class OnlineGatherer {
     let at = 0;
     for (const item of items) for (const v of item.data.values) values[at++] = v;
     const data: PredictJobData = { ...this.jobHead(first), rows, values, parts: items.map(partOf) };
-    return { data, opts: this.jobOptions() };
+    return { data, opts: predictJobOptions(this.deps.config) };
   }
 
   // A gathered job's data but for its rows, values and parts: model, version, format, replica.
   private jobHead(first: GatherItem): Omit<PredictJobData, 'parts'> {
     return { ...first.data, replyTo: this.deps.replicaId, single: false };
-  }
-
-  private jobOptions(): JobsOptions {
-    const { config } = this.deps;
-    return {
-      attempts: config.JOB_ATTEMPTS,
-      backoff: { type: 'exponential', delay: config.JOB_BACKOFF_MS },
-      removeOnComplete: { age: config.RESULT_TTL_S, count: config.RESULT_MAX_JOBS },
-      removeOnFail: { age: config.RESULT_TTL_S, count: config.RESULT_MAX_JOBS },
-    };
   }
 
   private async add(
@@ -298,22 +250,12 @@ export class OnlineGatherer {
       await this.deps.queue.add(PREDICT_JOB, data, { jobId, ...opts });
       return;
     }
-    // One script: the job's hash as BullMQ stores it, and the job on the lane idle workers wait on.
-    const queueKey = this.deps.queue.forJob(jobId).toKey('');
-    const claimed = claims?.claimed ?? [];
-    const lane = fastLaneKeys(queueKey);
-    await SUBMIT.run(
-      this.deps.redis,
-      [`${queueKey}${jobId}`, lane.fast, lane.meta, lane.wait, ...claimed.map((c) => c.key)],
-      [
-        jobId,
-        PREDICT_JOB,
-        JSON.stringify(data),
-        JSON.stringify(opts),
-        Date.now(),
-        claims?.claimMs ?? 0,
-        ...claimed.map((c) => c.value),
-      ],
+    await this.deps.lanes.enqueue(
+      this.deps.queue.forJob(jobId).toKey(''),
+      jobId,
+      data,
+      opts,
+      claims,
     );
   }
 
@@ -354,7 +296,7 @@ export class OnlineGatherer {
           jobId,
           PREDICT_JOB,
           `${head.slice(0, -1)},`,
-          JSON.stringify(this.jobOptions()),
+          JSON.stringify(predictJobOptions(this.deps.config)),
           Date.now(),
           Math.max(...items.map((i) => i.waitMs), 30_000),
           items.length,
