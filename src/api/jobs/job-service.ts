@@ -148,24 +148,24 @@ export class JobService {
     return { ref: { jobId: id }, outcome: shared.promise };
   }
 
-  /** Waits for a job to end, at most `waitMs`; falls back to reading the job when no event came. */
-  async waitFor(
-    ref: JobRef,
-    waitMs: number,
-    departure?: Departure,
-  ): Promise<JobOutcome | undefined> {
+  /**
+   * Waits for a job to end, at most `waitMs`; falls back to reading the job when no event came.
+   * Promise steps, not an async function: a long-poll's wait then holds no suspended frame.
+   */
+  waitFor(ref: JobRef, waitMs: number, departure?: Departure): Promise<JobOutcome | undefined> {
     const wait = this.hub.wait(ref.jobId, waitMs, { poll: true });
     // The asker went away: its wait ends now (the promise below then resolves undefined).
     departure?.onGone(() => wait.cancel());
-    try {
-      const done = await this.hub.peek(ref.jobId).catch(() => undefined);
-      if (done) this.hub.settle(ref.jobId, done);
-      const outcome = await wait.promise;
-      if (departure?.gone) return undefined;
-      return outcome ?? (await this.hub.peek(ref.jobId));
-    } finally {
+    // Ended already (before the wait was registered): settled from the job itself.
+    this.hub.peek(ref.jobId).then(
+      (done) => done && this.hub.settle(ref.jobId, done),
+      () => undefined,
+    );
+    return wait.promise.then((outcome) => {
       departure?.onGone(undefined);
-    }
+      if (departure?.gone) return undefined;
+      return outcome ?? this.hub.peek(ref.jobId);
+    });
   }
 
   /**

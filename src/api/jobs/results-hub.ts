@@ -11,14 +11,47 @@ export type JobOutcome =
   | { state: 'failed'; failure: JobFailure }
   | { state: 'cancelled' };
 
-type Listener = (outcome: JobOutcome | undefined) => void;
-
 /** A registered wait; `cancel` drops it without resolving. */
 export interface Wait {
   promise: Promise<JobOutcome | undefined>;
   /** Ends the wait now: the promise resolves undefined. */
   cancel(): void;
 }
+
+/**
+ * One registered wait, all in one object (10,000 long-polls hold 10,000 of them): its promise,
+ * its timer (which calls `expire` with it, no closure of its own) and the next wait for the same
+ * job (a job's waits are a list).
+ */
+class Waiter implements Wait {
+  readonly promise: Promise<JobOutcome | undefined>;
+  next: Waiter | undefined = undefined;
+  timer: NodeJS.Timeout | undefined = undefined;
+  private resolve: ((outcome: JobOutcome | undefined) => void) | undefined;
+
+  constructor(
+    private readonly hub: ResultHub,
+    readonly jobId: string,
+  ) {
+    this.promise = new Promise((resolve) => (this.resolve = resolve));
+  }
+
+  cancel(): void {
+    this.hub.end(this, undefined);
+  }
+
+  /** Resolves the promise (once); false when it was resolved already. */
+  resolveWith(outcome: JobOutcome | undefined): boolean {
+    const resolve = this.resolve;
+    if (!resolve) return false;
+    this.resolve = undefined;
+    clearTimeout(this.timer);
+    resolve(outcome);
+    return true;
+  }
+}
+
+const expire = (waiter: Waiter) => waiter.cancel();
 
 /** Options of one wait. */
 export interface WaitOptions {
@@ -67,7 +100,8 @@ interface Check {
  * through their queue's events (see `attach`).
  */
 export class ResultHub {
-  private readonly waiters = new Map<string, Set<Listener>>();
+  /** The first wait of each job waited for (see Waiter.next). */
+  private readonly waiters = new Map<string, Waiter>();
   private readonly activeWatchers = new Map<string, Set<() => void>>();
   private readonly checks = new Map<string, Check>();
   private readonly own = new Map<string, number>();
@@ -145,32 +179,41 @@ export class ResultHub {
   /** Number of requests waiting. */
   get size(): number {
     let n = 0;
-    for (const set of this.waiters.values()) n += set.size;
+    for (const first of this.waiters.values())
+      for (let w: Waiter | undefined = first; w; w = w.next) n++;
     return n;
   }
 
   /** Waits for `jobId` to end; resolves undefined after `timeoutMs` without an end. */
   wait(jobId: string, timeoutMs: number, options: WaitOptions = {}): Wait {
     if (this.closing) return { promise: Promise.resolve(undefined), cancel: () => undefined };
-    let listener: Listener = () => undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const promise = new Promise<JobOutcome | undefined>((resolve) => {
-      listener = (outcome) => {
-        clearTimeout(timer);
-        this.remove(jobId, listener);
-        resolve(outcome);
-      };
-      timer = setTimeout(() => listener(undefined), timeoutMs);
-      let set = this.waiters.get(jobId);
-      if (!set) this.waiters.set(jobId, (set = new Set()));
-      set.add(listener);
-    });
+    const waiter = new Waiter(this, jobId);
+    waiter.timer = setTimeout(expire, timeoutMs, waiter);
+    waiter.next = this.waiters.get(jobId);
+    this.waiters.set(jobId, waiter);
     this.schedule(jobId, options.poll ?? false, options.watchActive ?? false);
-    return {
-      promise,
-      // Ends the wait now: its promise resolves undefined.
-      cancel: () => listener(undefined),
-    };
+    return waiter;
+  }
+
+  /** Ends `waiter` with `outcome` (undefined: no outcome) and drops it from its job's waits. */
+  end(waiter: Waiter, outcome: JobOutcome | undefined): void {
+    if (!waiter.resolveWith(outcome)) return;
+    const { jobId } = waiter;
+    let first = this.waiters.get(jobId);
+    if (first === waiter) first = waiter.next;
+    else {
+      for (let w = first; w; w = w.next) {
+        if (w.next === waiter) {
+          w.next = waiter.next;
+          break;
+        }
+      }
+    }
+    if (first) this.waiters.set(jobId, first);
+    else if (this.waiters.get(jobId) === waiter) {
+      this.waiters.delete(jobId);
+      this.checks.delete(jobId);
+    }
   }
 
   private schedule(jobId: string, poll: boolean, always: boolean): void {
@@ -204,10 +247,9 @@ export class ResultHub {
   settle(jobId: string, outcome: JobOutcome): void {
     this.recent.set(jobId, { outcome, at: Date.now() });
     this.checks.delete(jobId);
-    const set = this.waiters.get(jobId);
-    if (!set) return;
+    let w = this.waiters.get(jobId);
     this.waiters.delete(jobId);
-    for (const listener of set) listener(outcome);
+    for (; w; w = w.next) w.resolveWith(outcome);
   }
 
   /** How `jobId` ended, when it did so in the last seconds and this replica heard of it. */
@@ -219,20 +261,10 @@ export class ResultHub {
   releaseAll(): void {
     this.closing = true;
     clearInterval(this.timer);
-    for (const [jobId, set] of [...this.waiters]) {
-      this.waiters.delete(jobId);
-      for (const listener of set) listener(undefined);
-    }
-  }
-
-  private remove(jobId: string, listener: Listener): void {
-    const set = this.waiters.get(jobId);
-    if (!set) return;
-    set.delete(listener);
-    if (set.size === 0) {
-      this.waiters.delete(jobId);
-      this.checks.delete(jobId);
-    }
+    const all = [...this.waiters.values()];
+    this.waiters.clear();
+    for (const first of all)
+      for (let w: Waiter | undefined = first; w; w = w.next) w.resolveWith(undefined);
   }
 
   /** Reads how a job ended straight from its hash; undefined while it runs or when unknown. */

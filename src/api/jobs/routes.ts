@@ -136,13 +136,12 @@ export function jobRoutes(deps: ApiDeps): RouteApp {
       if (waitS > 0 && (view.status === 'queued' || view.status === 'active')) {
         // The answer is 200 whatever the wait brings: the handler returns now and the view is
         // written when the job ends or the wait runs out (see deferredJson).
-        const later = async (departure: Departure) => {
-          const outcome = await jobs.waitFor(ref, waitS * 1000, departure).catch(() => undefined);
-          return (jobs.settled(view, ref, outcome) ??
-            (await jobs.view(owner, ref, id).catch(() => view))) satisfies z.infer<
-            typeof JobViewSchema
-          >;
-        };
+        const fresh = () => jobs.view(owner, ref, id);
+        const later = (departure: Departure): Promise<z.infer<typeof JobViewSchema>> =>
+          jobs
+            .waitFor(ref, waitS * 1000, departure)
+            .then((outcome) => jobs.settled(view, ref, outcome) ?? fresh(), fresh)
+            .catch(() => view);
         return deferredJson(c, later, {
           closing: () => deps.isShuttingDown(),
           onError: (err) => deps.logger.error({ err, jobId: ref.jobId }, 'long-poll answer failed'),
