@@ -18,6 +18,7 @@ import type { JobOutcome, ResultHub } from './results-hub.js';
 import type { JobView } from '../../shared/contracts/jobs.js';
 import type { Departure } from '../http/deferred-json.js';
 import type { FastLanes } from './fast-lanes.js';
+import { readJob } from './job-record.js';
 
 /** The predict body without its envelope: one result, or `predictions` for many. */
 export type ResultBody = InstanceResult | { predictions: InstanceResult[] };
@@ -220,7 +221,9 @@ export class JobService {
   /** The view of `ref` under public id `id` for `owner`; throws 404 job_not_found. */
   async view(owner: Owner, ref: JobRef, id: string): Promise<JobView> {
     this.assertRedis();
-    let job = await this.queue.getJob(ref.jobId);
+    const read = () =>
+      readJob(this.redis, (name) => this.queue.forJob(ref.jobId).toKey(name), ref.jobId);
+    let job = await read();
     const meta = ref.part === undefined ? job?.data : job?.data.parts?.[ref.part];
     if (!job || !meta || (ref.part === undefined && job.data.parts) || meta.owner !== owner) {
       const gone = await this.tombstone(ref, id);
@@ -228,16 +231,12 @@ export class JobService {
       throw notFound(id);
     }
     if (ref.part !== undefined && job.data.parts?.[ref.part]?.skip) throw notFound(id);
-    let state = await job.getState();
+    let state = job.state;
     // A job of the fast lane is on no BullMQ list until a worker claims it (shared/fast-lane.ts).
-    if (
-      state === 'unknown' &&
-      (await this.redis.hget(this.queue.toKey(ref.jobId), 'lane')) === 'fast'
-    )
-      state = job.processedOn ? 'active' : 'waiting';
-    // Ended between the two reads: the job read first lacks its result and end time.
+    if (state === 'unknown' && job.lane === 'fast') state = job.processedOn ? 'active' : 'waiting';
+    // Ended as its state was read: the fields read first lack its result and end time.
     if ((state === 'completed' || state === 'failed') && (!job.finishedOn || !job.returnvalue)) {
-      job = (await this.queue.getJob(ref.jobId)) ?? job;
+      job = (await read()) ?? job;
     }
     const base = {
       id,
