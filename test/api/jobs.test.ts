@@ -178,6 +178,22 @@ describe('/v1/jobs', () => {
       expect(body.error.message).toContain('expected 30 features, got 29');
     });
 
+    it('rejects an empty Idempotency-Key and a wait that is not a number with 422 naming them', async () => {
+      const res = await stack.post(
+        '/v1/jobs',
+        { model: 'breast-cancer', features: uniqueRow(60) },
+        { 'idempotency-key': '' },
+      );
+      expect(res.status).toBe(422);
+      const body = (await res.json()) as ErrorResponse;
+      expect(body.error.code).toBe('validation_error');
+      expect(JSON.stringify(body.error)).toMatch(/idempotency-key/i);
+      const { id } = await submit({ model: 'breast-cancer', features: uniqueRow(61) });
+      const soon = await stack.request(`/v1/jobs/${id}?wait=soon`);
+      expect(soon.status).toBe(422);
+      expect(JSON.stringify(await soon.json())).toMatch(/wait/);
+    });
+
     it('answers an unknown model with 404 model_not_found', async () => {
       const res = await stack.post('/v1/jobs', {
         model: 'no-such-model',

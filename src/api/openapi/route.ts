@@ -2,7 +2,7 @@ import { OpenAPIHono, type RouteConfig } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { validationError } from '../../shared/schemas.js';
-import { headersOf } from '../http/node-request.js';
+import { headerOf, headersOf } from '../http/node-request.js';
 import type { AppEnv } from '../deps.js';
 
 /** A feature's routes: a Hono app that also collects each route's OpenAPI definition. */
@@ -80,15 +80,17 @@ function requestChecks(route: RouteConfig): RequestCheck[] {
   }
   if (params) checks.push({ schema: params, read: (c) => c.req.param() });
   if (headers) {
-    // Header names arrive in lower case; the schema may spell them otherwise.
-    const shape = 'shape' in headers ? headers.shape : {};
-    const names = new Map(Object.keys(shape).map((key) => [key.toLowerCase(), key]));
+    // Only the headers the schema names (it ignores the others), by their lower-case names.
+    const names = 'shape' in headers ? Object.keys(headers.shape) : undefined;
     checks.push({
       schema: headers,
       read: (c) => {
+        if (!names) return headersOf(c);
         const out: Record<string, string> = {};
-        for (const [name, value] of Object.entries(headersOf(c)))
-          out[names.get(name) ?? name] = value;
+        for (const name of names) {
+          const value = headerOf(c, name.toLowerCase());
+          if (value !== undefined) out[name] = value;
+        }
         return out;
       },
     });
