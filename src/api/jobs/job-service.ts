@@ -158,7 +158,7 @@ export class JobService {
     // The asker went away: its wait ends now (the promise below then resolves undefined).
     departure?.onGone(() => wait.cancel());
     // Ended already (before the wait was registered): settled from the job itself.
-    this.hub.peek(ref.jobId).then(
+    void this.hub.peek(ref.jobId).then(
       (done) => done && this.hub.settle(ref.jobId, done),
       () => undefined,
     );
