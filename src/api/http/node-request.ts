@@ -19,20 +19,6 @@ export function headerOf(c: Context, name: string): string | undefined {
 }
 
 /**
- * Every request header by its lower-case name (repeated ones joined), as `c.req.header()` gives
- * them, read from Node's request under @hono/node-server without building a web Headers.
- */
-export function headersOf(c: Context): Record<string, string> {
-  const incoming = incomingOf(c);
-  if (!incoming) return c.req.header();
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(incoming.headers)) {
-    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return out;
-}
-
-/**
  * The bytes of the request body as they arrive, let go of without destroying the connection
  * when the reader stops early (the answer must still go out, and the rest of the body is
  * drained). Read from Node's request under @hono/node-server: its web stream copied every

@@ -2,7 +2,7 @@ import { OpenAPIHono, type RouteConfig } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { validationError } from '../../shared/schemas.js';
-import { headerOf, headersOf } from '../http/node-request.js';
+import { headerOf } from '../http/node-request.js';
 import type { AppEnv } from '../deps.js';
 
 /** A feature's routes: a Hono app that also collects each route's OpenAPI definition. */
@@ -67,7 +67,8 @@ interface RequestCheck {
 // The checks of a route's query, path and headers, read as Hono's validators read them.
 function requestChecks(route: RouteConfig): RequestCheck[] {
   const { params, query, headers } = route.request ?? {};
-  if (Array.isArray(headers)) throw new Error(`${route.path}: give headers as one object schema`);
+  if (headers && !('shape' in headers))
+    throw new Error(`${route.path}: give headers as one object schema`);
   const checks: RequestCheck[] = [];
   if (query) {
     checks.push({
@@ -81,11 +82,10 @@ function requestChecks(route: RouteConfig): RequestCheck[] {
   if (params) checks.push({ schema: params, read: (c) => c.req.param() });
   if (headers) {
     // Only the headers the schema names (it ignores the others), by their lower-case names.
-    const names = 'shape' in headers ? Object.keys(headers.shape) : undefined;
+    const names = Object.keys(headers.shape);
     checks.push({
       schema: headers,
       read: (c) => {
-        if (!names) return headersOf(c);
         const out: Record<string, string> = {};
         for (const name of names) {
           const value = headerOf(c, name.toLowerCase());
