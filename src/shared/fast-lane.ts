@@ -122,8 +122,9 @@ return 1
  * its in-flight claim; ARGV[1] id, [2] name, [3] the job data's JSON
  * up to its `rows` (an object left open, ending in a comma), [4] opts JSON, [5] timestamp,
  * [6] claim ms, [7] how many requests, then four per request: '1' to read its cache entry and
- * claim here ('0': read already, nothing there), its row count, its values' JSON array, its
- * part's JSON object. Returns two values per request: 1 and the cache entry (a hit), 2 and the
+ * claim here ('0': read already, nothing there), its row count, its values' JSON array without
+ * its brackets (the script joins them unchanged: a string made in Lua is hashed byte by byte),
+ * its part's JSON object. Returns two values per request: 1 and the cache entry (a hit), 2 and the
  * claim (an identical request in flight carries it), or 0 and the part index it has in the job,
  * whose data holds only those parts. The cache reads, the claims and the queueing in one round
  * trip, and the job queued only when some request needs it. Where the keys meet in one script
@@ -158,7 +159,7 @@ for i = 1, n do
       redis.call('SET', claim, mine, 'PX', ARGV[6], 'NX')
     end
     rows = rows + tonumber(ARGV[a + 1])
-    values[#values + 1] = string.sub(ARGV[a + 2], 2, -2)
+    values[#values + 1] = ARGV[a + 2]
     parts[#parts + 1] = ARGV[a + 3]
   end
   out[#out + 1] = kind
@@ -207,21 +208,17 @@ return 1
 `);
 
 /**
- * Worker, once a job ran: KEYS as LEAVE, then KEYS[6] completed, then the cache entries to write; ARGV as LEAVE, then [4] return value JSON, [5] finished-ms, [6] taken-ms,
- * [7] worker name, [8] oldest finished-ms kept ('' = no trimming this time), [9] most jobs kept,
- * [10] queue key, [11] cache TTL s, [12] reply channel ('' = none), [13] reply, then the cache
- * entries' values. Writes the cache entries, then publishes the reply (the waiter hears of the
- * result before any bookkeeping), then moves the job to `completed` as BullMQ's moveToFinished
- * does (0 when it is not this worker's any more), but without events (nothing reads them: the
- * waiter has its reply, and no stream carries results); trimming drops completed jobs past their age or
- * count, at most 100. The worker passes the cache entries and reply here only where every key
- * meets in one script (see `oneSlot`); elsewhere it sends them itself just before.
+ * Worker, once a job ran: KEYS as LEAVE, then KEYS[6] completed; ARGV as LEAVE, then [4] return
+ * value JSON, [5] finished-ms, [6] taken-ms, [7] worker name, [8] oldest finished-ms kept ('' =
+ * no trimming this time), [9] most jobs kept, [10] queue key. Moves the job to `completed` as
+ * BullMQ's moveToFinished does (0 when it is not this worker's any more), but without events
+ * (nothing reads them: the waiter has its reply, and no stream carries results); trimming drops
+ * completed jobs past their age or count, at most 100. The job's cache entries and its reply
+ * go before it, as plain commands in the same round trip (see FastConsumer): a string handed to
+ * a script is hashed byte by byte as Redis makes it a Lua string, so they cost Redis more as
+ * arguments of this script than as commands of their own.
  */
 export const FINISH = new LuaScript(`${LEAVE}
-for i = 7, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[i + 7], 'EX', ARGV[11])
-end
-if ARGV[12] ~= '' then redis.call('PUBLISH', ARGV[12], ARGV[13]) end
 if not leave() then return 0 end
 if ARGV[1] == '' then
   redis.call('HSET', KEYS[2], 'returnvalue', ARGV[4], 'finishedOn', ARGV[5], 'processedOn', ARGV[6],

@@ -90,7 +90,7 @@ function deployment(label: string, env: Record<string, string> = {}, redisArgs: 
   return d;
 }
 
-describe('a worker killed after inference, before the script that answers and records the job', () => {
+describe('a worker killed after inference, before the writes that answer and record the job', () => {
   // The dead worker's jobs are taken back once its alive key lapses.
   const d = deployment('fastcut', { WORKER_LOCK_MS: '2000' });
   let proxy: RespCutProxy;
@@ -105,7 +105,9 @@ describe('a worker killed after inference, before the script that answers and re
   it('has another worker run it: the waiting request is answered, the job recorded once', async () => {
     const { api, client, env, workers } = d;
     const prefix = env.QUEUE_PREFIX ?? '';
-    // Worker A reaches Redis through the proxy, which passes nothing from its FINISH script on.
+    // Worker A reaches Redis through the proxy, which passes nothing on from the first of the
+    // commands that end a job: its cache entry, its reply and the script that records it leave
+    // together.
     const doomed = await startWorkerProcess({
       ...env,
       REDIS_URL: proxy.url,
@@ -115,7 +117,10 @@ describe('a worker killed after inference, before the script that answers and re
     await laneOpen(d);
     const cut = proxy.cutAt(
       (name, first) =>
-        (name === 'EVALSHA' && first === FINISH.sha) || (name === 'EVAL' && first === FINISH.lua),
+        (name === 'SET' && first.includes(':cache:')) ||
+        name === 'PUBLISH' ||
+        (name === 'EVALSHA' && first === FINISH.sha) ||
+        (name === 'EVAL' && first === FINISH.lua),
     );
     const answer = predict(api, 1, 30);
     await cut;

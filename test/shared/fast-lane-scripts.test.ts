@@ -60,11 +60,11 @@ describe('fast-lane scripts', () => {
     consumer: string,
     token: string,
     element: string,
-    extra: { cache?: [string, string]; reply?: [string, string]; trim?: [number, number] } = {},
+    extra: { trim?: [number, number] } = {},
   ) =>
     FINISH.run(
       redis,
-      [...leaveKeys(id, consumer), k.completed, ...(extra.cache ? [extra.cache[0]] : [])],
+      [...leaveKeys(id, consumer), k.completed],
       [
         token,
         id,
@@ -76,10 +76,6 @@ describe('fast-lane scripts', () => {
         extra.trim ? extra.trim[0] : '',
         extra.trim ? extra.trim[1] : 0,
         k.queueKey,
-        60,
-        extra.reply?.[0] ?? '',
-        extra.reply?.[1] ?? '',
-        ...(extra.cache ? [extra.cache[1]] : []),
       ],
     );
 
@@ -132,7 +128,7 @@ describe('fast-lane scripts', () => {
         ...requests.flatMap(([look, , , rows, values, part]) => [
           look ? '1' : '0',
           rows,
-          JSON.stringify(values),
+          values.join(','),
           JSON.stringify(part),
         ]),
       ],
@@ -222,24 +218,11 @@ describe('fast-lane scripts', () => {
     expect(await redis.llen(k.fast)).toBe(0);
   });
 
-  it('records an unclaimed job completed: cache entry and reply first, then the bookkeeping', async () => {
+  it('records an unclaimed job completed as BullMQ does, off its transit list', async () => {
     fresh();
     await submit('f1');
     const element = (await take('c1')) ?? '';
-    const sub = new Redis(REDIS_URL);
-    const channel = `${k.queueKey}reply`;
-    const heard = new Promise<string>((resolve) =>
-      sub.on('message', (_c, m: string) => resolve(m)),
-    );
-    await sub.subscribe(channel);
-    const cache = `${k.queueKey}cache-f1`;
-    expect(
-      await finish('f1', 'c1', '', element, { cache: [cache, 'entry'], reply: [channel, 'hi'] }),
-    ).toBe(1);
-    expect(await heard).toBe('hi');
-    sub.disconnect();
-    expect(await redis.get(cache)).toBe('entry');
-    expect(await redis.ttl(cache)).toBeGreaterThan(0);
+    expect(await finish('f1', 'c1', '', element)).toBe(1);
     expect(await redis.llen(k.transit('c1'))).toBe(0);
     expect(await redis.zscore(k.completed, 'f1')).toBe('5000');
     expect(await redis.hgetall(`${k.queueKey}f1`)).toMatchObject({
@@ -268,7 +251,7 @@ describe('fast-lane scripts', () => {
     expect(await redis.hget(`${k.queueKey}c1`, 'atm')).toBe('1');
   });
 
-  it('records nothing for a job cancelled (removed) while it ran, and still delivers the reply', async () => {
+  it('records nothing for a job cancelled (removed) while it ran', async () => {
     fresh();
     await submit('x1');
     const element = (await take('w')) ?? '';
@@ -276,9 +259,7 @@ describe('fast-lane scripts', () => {
     const claimKeys = [k.transit('w'), `${k.queueKey}x1`, k.lock('x1'), k.active];
     expect(await CLAIM.run(redis, claimKeys, [element, 'x1', 't', 6000, 4000, 'w1'])).toBe(0);
     await redis.lpush(k.transit('w'), element);
-    const cache = `${k.queueKey}cache-x1`;
-    expect(await finish('x1', 'w', '', element, { cache: [cache, 'entry'] })).toBe(0);
-    expect(await redis.get(cache)).toBe('entry');
+    expect(await finish('x1', 'w', '', element)).toBe(0);
     expect(await redis.exists(`${k.queueKey}x1`)).toBe(0);
     expect(await redis.zcard(k.completed)).toBe(0);
   });

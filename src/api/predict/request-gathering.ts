@@ -283,7 +283,8 @@ export class OnlineGatherer {
       itemArgs.push(
         item.lookup ? '1' : '0',
         item.data.rows,
-        JSON.stringify(item.data.values),
+        // As JSON.stringify writes finite numbers, without the array's brackets.
+        item.data.values.join(','),
         JSON.stringify(partOf(item)),
       );
     }

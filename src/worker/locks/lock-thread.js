@@ -214,7 +214,8 @@ async function renewAll() {
   }
 }
 
-port.on('message', (/** @type {LockRequest} */ msg) => {
+/** @param {LockRequest} msg */
+function handle(msg) {
   if (msg.type === 'beat') {
     lastBeat = Date.now();
     hungReported = false;
@@ -241,6 +242,11 @@ port.on('message', (/** @type {LockRequest} */ msg) => {
     queue?.delete(msg.jobId);
     if (msg.token) leaveAlone(msg.token);
   }
+}
+
+// The main thread sends the requests of one turn of its event loop together (see LockKeeper).
+port.on('message', (/** @type {LockRequest | LockRequest[]} */ msg) => {
+  for (const m of Array.isArray(msg) ? msg : [msg]) handle(m);
 });
 
 setInterval(() => void renewAll(), init.renewMs);

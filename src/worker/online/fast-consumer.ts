@@ -222,15 +222,15 @@ export class FastConsumer {
       const mine = await leaving();
       const finishedOn = Date.now();
       const trim = ++this.finished % TRIM_EVERY === 1;
-      const entries = held?.entries ?? [];
       // Not ours any more (cancelled, or taken back): only the held writes and reply still go.
-      if (mine === undefined && !held) return;
-      const done = await FINISH.run(
-        redis,
-        [...leaveKeys, k.completed, ...entries.map((e) => e.key)],
-        [
-          // A token no lock holds: the script only writes and replies.
-          mine ?? 'none',
+      if (mine === undefined) {
+        if (held) await this.finish(held);
+        return;
+      }
+      const done = await this.finish(held, {
+        keys: [...leaveKeys, k.completed],
+        args: [
+          mine,
           id,
           element,
           JSON.stringify(result),
@@ -240,12 +240,8 @@ export class FastConsumer {
           trim ? finishedOn - keep.ageMs : '',
           keep.count,
           k.queueKey,
-          hold?.cacheTtlS ?? 0,
-          held?.reply?.channel ?? '',
-          held?.reply?.message ?? '',
-          ...entries.map((e) => e.value),
         ],
-      );
+      });
       if (done === 1) this.options.onCompleted?.(job);
       if (mine) locks.release(k.queueKey, id);
     } catch (err) {
@@ -260,6 +256,32 @@ export class FastConsumer {
     } finally {
       this.unclaimed.delete(id);
     }
+  }
+
+  /**
+   * Sends a job's held cache entries and reply, then FINISH when given, in one pipeline: the
+   * waiter hears of the result before the job's bookkeeping. What FINISH answered, if it ran.
+   */
+  private async finish(
+    held: HeldWrites | undefined,
+    script?: { keys: string[]; args: (string | number)[] },
+  ): Promise<unknown> {
+    const { redis } = this.options;
+    if (!held || (held.entries.length === 0 && !held.reply)) {
+      return script ? FINISH.run(redis, script.keys, script.args) : undefined;
+    }
+    const pipeline = redis.pipeline();
+    for (const e of held.entries)
+      pipeline.set(e.key, e.value, 'EX', this.options.hold?.cacheTtlS ?? 0);
+    if (held.reply) pipeline.publish(held.reply.channel, held.reply.message);
+    if (script) pipeline.evalsha(FINISH.sha, script.keys.length, ...script.keys, ...script.args);
+    const replies = (await pipeline.exec()) ?? [];
+    if (!script) return undefined;
+    const [err, value] = replies[replies.length - 1] ?? [new Error('no reply to FINISH')];
+    if (!err) return value;
+    // A server that lost its scripts (a restart): the writes went, the script goes again.
+    if (err.message.startsWith('NOSCRIPT')) return FINISH.run(redis, script.keys, script.args);
+    throw err;
   }
 
   // Runs REAP on this shard: dead consumers' transit lists, and `own` (this consumer's id, then

@@ -123,7 +123,7 @@ export async function runParts(
     // A failed cache write costs a future hit, never this result. Not awaited: the writes leave
     // in the same pipeline as the reply (see CacheWriter).
     void Promise.all(writes).catch((err: unknown) =>
-      logger.warn({ err }, 'result cache write failed'),
+      logger.warn({ err, jobId }, 'result cache write failed'),
     );
   }
   return result;

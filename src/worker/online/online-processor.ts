@@ -74,7 +74,8 @@ export function createProcessor(deps: ProcessorDeps) {
 function runJob(deps: ProcessorDeps) {
   return async (job: OnlineJob, cache: ResultWriter | undefined): Promise<PredictJobResult> => {
     const data = job.data;
-    const log = deps.logger.child({ jobId: job.id, requestId: data.requestId });
+    // No child logger per job: making one costs more than the rest of a small job's bookkeeping.
+    const bindings = { jobId: job.id, requestId: data.requestId };
     let loaded = deps.pool.get(data.model, data.version);
     if (!loaded && deps.onMissingModel) {
       // The API may have seen a new version folder before this worker's next rescan.
@@ -92,7 +93,7 @@ function runJob(deps: ProcessorDeps) {
     const queueMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
     if (data.parts && !data.tensors) {
       const values = validate(data, loaded.model.rowSize);
-      return runParts(job.id ?? '', loaded, data, values, queueMs, cache, log);
+      return runParts(job.id ?? '', loaded, data, values, queueMs, cache, deps.logger);
     }
     // Whole tensors (several inputs, free dimensions) run alone; rows share a batch.
     const slice = data.tensors
@@ -135,7 +136,7 @@ function runJob(deps: ProcessorDeps) {
       const entry: PredictJobResult = { ...result, owner: data.owner };
       // Not awaited: it leaves in the same pipeline as the reply (see CacheWriter).
       void cache.write(data.cacheKey, JSON.stringify(entry)).catch((err: unknown) => {
-        log.warn({ err }, 'result cache write failed');
+        deps.logger.warn({ err, ...bindings }, 'result cache write failed');
       });
     }
     return result;

@@ -109,13 +109,29 @@ export class WorkerMetrics {
     this.rows.inc(labels, rows);
   }
 
+  // Each model version's children of the per-job metrics: prom-client hashes a label object on
+  // every call, which every finished job would pay twice.
+  private readonly completedOf = new Map<
+    string,
+    { count: Counter.Internal; wait: Histogram.Internal<ModelLabels> }
+  >();
+
   /** Records a completed job (a prediction or a batch chunk). */
   completed(job: Pick<Job<ModelJobData>, 'data' | 'processedOn' | 'timestamp'>): void {
     const labels = modelLabels(job);
-    this.jobs.inc({ ...labels, status: 'completed' });
+    const key = `${labels.model}@${labels.version}`;
+    let children = this.completedOf.get(key);
+    if (!children) {
+      children = {
+        count: this.jobs.labels({ ...labels, status: 'completed' }),
+        wait: this.queueWait.labels(labels),
+      };
+      this.completedOf.set(key, children);
+    }
+    children.count.inc();
     // From the job's own timestamps: every job kind has them, whatever it returns.
     const waitMs = (job.processedOn ?? job.timestamp) - job.timestamp;
-    this.queueWait.observe(labels, Math.max(0, waitMs) / 1000);
+    children.wait.observe(Math.max(0, waitMs) / 1000);
   }
 
   /** Records a failed attempt: a final failure, or one BullMQ will retry. */
