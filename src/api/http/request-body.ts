@@ -65,12 +65,12 @@ function limitStream(c: Context, maxBytes: number): void {
 
 /** Refuses bodies over `maxBytes` with 413 while reading, never buffering more than that. */
 export function limitBody(maxBytes: number): MiddlewareHandler {
-  return async (c, next) => {
+  return (c, next) => {
     const declared = declaredLength(c);
     if (declared !== undefined && declared > maxBytes) throw tooLarge(maxBytes);
     // Node's parser stops a declared body at its length; any other is counted while read.
     if (declared === undefined || !incomingOf(c)) limitStream(c, maxBytes);
-    await next();
+    return next();
   };
 }
 
@@ -84,7 +84,7 @@ function readIncoming(incoming: IncomingMessage): Promise<string> {
 }
 
 function isJsonType(contentType: string | undefined): boolean {
-  if (!contentType) return true;
+  if (!contentType || contentType === 'application/json') return true;
   const type = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
   // curl -d sends form-urlencoded by default; TF Serving reads such bodies as JSON, so do we.
   return (

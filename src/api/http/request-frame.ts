@@ -91,8 +91,9 @@ export function requestFrame(deps: ApiDeps): MiddlewareHandler<AppEnv> {
     }
     // A refused body must not cost the client's next request on the socket: see closeAfterBody.
     if (bodyUnread(c)) c.res = await closeAfterBody(c);
-    // Keep-alive clients would otherwise keep server.close() waiting until the shutdown timeout.
-    else if (deps.isShuttingDown(c.req.raw)) c.header('Connection', 'close');
+    // Keep-alive clients would otherwise keep server.close() waiting until the shutdown timeout:
+    // once shutdown began, every answer closes its connection, those of requests admitted before too.
+    else if (deps.isShuttingDown()) c.header('Connection', 'close');
     const ms = performance.now() - frame.started;
     const route = routeOf(c);
     const status = c.res.status;

@@ -12,7 +12,8 @@ const HEALTH_PATH = /^\/(v2\/)?health\//;
 export function refuseWhileShuttingDown(
   isShuttingDown: (request: Request) => boolean,
 ): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
+  // Not async: one middleware frame fewer on every request (it only looks and passes on).
+  return (c, next) => {
     if (isShuttingDown(c.req.raw) && !HEALTH_PATH.test(c.req.path)) {
       throw new ApiError(
         'unavailable',
@@ -21,6 +22,6 @@ export function refuseWhileShuttingDown(
         1,
       );
     }
-    await next();
+    return next();
   };
 }

@@ -1,4 +1,3 @@
-import { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpBindings, Http2Bindings, ServerType } from '@hono/node-server';
 
@@ -30,17 +29,14 @@ export class ShutdownGate {
     this.closing = true;
   }
 
-  /** Wraps the app's fetch to mark requests that arrive while the gate is open. */
+  /**
+   * Wraps the app's fetch to mark requests that arrive while the gate is open. Their answers
+   * close the connection once shutdown began: `requestFrame` sets that header.
+   */
   wrap(fetch: Fetch): Fetch {
-    return async (req, env) => {
+    return (req, env) => {
       if (!this.closing) this.admitted.add(req);
-      const res = await fetch(req, env);
-      const out = env.outgoing;
-      // Also for requests that arrived before the signal: their socket must not stay idle.
-      if (this.closing && out instanceof ServerResponse && !out.headersSent) {
-        out.setHeader('Connection', 'close');
-      }
-      return res;
+      return fetch(req, env);
     };
   }
 

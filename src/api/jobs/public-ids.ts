@@ -27,6 +27,8 @@ export type Owner = string;
 export const ANONYMOUS: Owner = 'anon';
 
 const JOB_ID_BYTES = 12;
+/** Most public ids of cache entries each PublicIds remembers (see encodeEntry). */
+const NAMED_MAX = 4096;
 const WHOLE_JOB = 0xffff;
 const MAGIC = 0xa51c;
 const PUBLIC_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -75,7 +77,23 @@ export class PublicIds {
   // a cipher per id cost more than the rest of a cache hit's id.
   private readonly ciphers = new Map<Owner, { cipher: Cipher; decipher: Decipher }>();
 
+  // Public ids of cache entries, by owner and entry: a hot input's hits name the same part
+  // again and again. Emptied when full.
+  private readonly named = new Map<string, string>();
+
   constructor(private readonly secret: Buffer) {}
+
+  /** The public id of part id `partOrJob` (`<job>-p<n>`, or a job id) for `owner`, remembered. */
+  encodeEntry(owner: Owner, partOrJob: string, ref: JobRef): string {
+    const key = `${owner}\0${partOrJob}`;
+    let id = this.named.get(key);
+    if (id === undefined) {
+      id = this.encode(owner, ref);
+      if (this.named.size >= NAMED_MAX) this.named.clear();
+      this.named.set(key, id);
+    }
+    return id;
+  }
 
   private ciphersOf(owner: Owner): { cipher: Cipher; decipher: Decipher } {
     let pair = this.ciphers.get(owner);
@@ -126,6 +144,8 @@ export class PublicIds {
  */
 export class IdSecret {
   private current: Promise<PublicIds> | undefined;
+  /** The codec once loaded (a cache hit then names its id without waiting for a promise). */
+  loaded: PublicIds | undefined;
 
   constructor(
     private readonly config: Config,
@@ -136,6 +156,7 @@ export class IdSecret {
     if (config.ID_SECRET) {
       const fixed = new PublicIds(createHash('sha256').update(config.ID_SECRET).digest());
       this.current = Promise.resolve(fixed);
+      this.loaded = fixed;
       return;
     }
     redis.on('ready', () => {
@@ -157,7 +178,9 @@ export class IdSecret {
     const mine = randomBytes(32).toString('hex');
     try {
       const previous = await this.redis.set(this.keys.idSecret(), mine, 'NX', 'GET');
-      return new PublicIds(Buffer.from(previous ?? mine, 'hex'));
+      const ids = new PublicIds(Buffer.from(previous ?? mine, 'hex'));
+      this.loaded = ids;
+      return ids;
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'id secret not readable');
       throw new ApiError('unavailable', 'Redis is unreachable; retry shortly.', undefined, 1);

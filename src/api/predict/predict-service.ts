@@ -47,12 +47,18 @@ export type JobRun =
  * The public id of a cached result: the owner's own id when this owner computed it, otherwise
  * a fresh id that names nothing, so a shared cache shows no trace of who computed the entry.
  */
-async function cachedId(deps: ApiDeps, owner: Owner, result: PredictJobResult): Promise<string> {
+function cachedId(deps: ApiDeps, owner: Owner, result: PredictJobResult): string | Promise<string> {
   if (result.owner !== owner) return PublicIds.unrelated();
+  const loaded = deps.ids.loaded;
+  if (loaded) return entryId(loaded, owner, result);
+  return deps.ids.ids().then((ids) => entryId(ids, owner, result), PublicIds.unrelated);
+}
+
+function entryId(ids: PublicIds, owner: Owner, result: PredictJobResult): string {
   const part = parsePartId(result.jobId);
   const ref = part ? { jobId: part.jobId, part: part.index } : { jobId: result.jobId };
   try {
-    return (await deps.ids.ids()).encode(owner, ref);
+    return ids.encodeEntry(owner, result.jobId, ref);
   } catch {
     return PublicIds.unrelated();
   }
@@ -80,7 +86,8 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
   if (cacheKey && !lookup) {
     const started = performance.now();
     let hit: string | null = null;
-    if (spec.data.tensors) hit = await redis.get(cacheKey);
+    // While most lookups hit, the entry alone: a miss then reads the claim when it needs it.
+    if (spec.data.tensors || deps.gather.mostlyHits()) hit = await redis.get(cacheKey);
     else {
       // The in-flight claim comes with the cache entry (one slot, one command): a miss already
       // knows whether an identical request is running elsewhere.
@@ -95,7 +102,8 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
     deps.gather.looked(hit !== null);
     if (hit) {
       const result = JSON.parse(hit) as PredictJobResult;
-      const id = await cachedId(deps, owner, result);
+      const named = cachedId(deps, owner, result);
+      const id = typeof named === 'string' ? named : await named;
       return { status: 'completed', id, result, cached: true, cacheMs };
     }
   }
@@ -148,7 +156,8 @@ async function runGathered(
   }
   if (placed.hit !== undefined) {
     const result = JSON.parse(placed.hit) as PredictJobResult;
-    const id = await cachedId(deps, options.owner, result);
+    const named = cachedId(deps, options.owner, result);
+    const id = typeof named === 'string' ? named : await named;
     return { status: 'completed', id, result, cached: true, cacheMs: performance.now() - started };
   }
   if (placed.coalesced) deps.metrics.coalesced.inc();

@@ -99,10 +99,15 @@ export class OnlineGatherer {
   canLookUp(item: Pick<GatherItem, 'hash'>): boolean {
     const { config } = this.deps;
     return (
-      this.deps.lanes.open(shardOfHash(item.hash, config.QUEUE_SHARDS)) &&
+      this.hitRate < 0.5 &&
       oneSlot(config) &&
-      this.hitRate < 0.5
+      this.deps.lanes.open(shardOfHash(item.hash, config.QUEUE_SHARDS))
     );
+  }
+
+  /** Whether most recent cache lookups hit. */
+  mostlyHits(): boolean {
+    return this.hitRate >= 0.5;
   }
 
   /** Notes the outcome of a cache lookup (moving average over about the last 20). */
