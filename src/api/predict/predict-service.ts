@@ -51,7 +51,10 @@ function cachedId(deps: ApiDeps, owner: Owner, result: PredictJobResult): string
   if (result.owner !== owner) return PublicIds.unrelated();
   const loaded = deps.ids.loaded;
   if (loaded) return entryId(loaded, owner, result);
-  return deps.ids.ids().then((ids) => entryId(ids, owner, result), PublicIds.unrelated);
+  return deps.ids.ids().then(
+    (ids) => entryId(ids, owner, result),
+    () => PublicIds.unrelated(),
+  );
 }
 
 function entryId(ids: PublicIds, owner: Owner, result: PredictJobResult): string {
