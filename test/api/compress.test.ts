@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { stream, streamSSE } from 'hono/streaming';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compressLarge } from '../../src/api/http/compress.js';
+import { respondJson } from '../../src/api/http/request-frame.js';
 import { buildApi, type ApiHandle } from '../../src/api/server.js';
 import { removeKeys, testConfig, testLogger } from '../helpers/env.js';
 
@@ -78,5 +79,25 @@ describe('compressLarge on streams', () => {
     expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
     expect(res.headers.get('content-encoding')).toBeNull();
     expect(await res.text()).toContain('event: status');
+  });
+});
+
+describe('compressLarge on answers made by respondJson (predictions)', () => {
+  const app = new Hono();
+  app.use('*', compressLarge(256));
+  app.get('/small', (c) => respondJson(c, { prediction: 1, label: 'benign' }));
+  app.get('/large', (c) => respondJson(c, { predictions: Array.from({ length: 200 }, () => 1) }));
+
+  it('leaves a small one as it is, unopened and uncompressed', async () => {
+    const res = await app.request('/small', { headers: GZIP });
+    expect(res.headers.get('content-encoding')).toBeNull();
+    expect(await res.json()).toEqual({ prediction: 1, label: 'benign' });
+  });
+
+  it('still compresses one over the threshold', async () => {
+    const res = await app.request('/large', { headers: GZIP });
+    expect(res.headers.get('content-encoding')).toBe('gzip');
+    const body = JSON.parse(gunzipSync(Buffer.from(await res.arrayBuffer())).toString('utf8'));
+    expect(body.predictions).toHaveLength(200);
   });
 });

@@ -55,6 +55,15 @@ function serverTiming(frame: Frame): string {
   return frame.timings.length ? `${frame.timings.join(',')},${total}` : total;
 }
 
+// The body text of each answer made by respondJson, so that compression can judge its size
+// without opening the response (@hono/node-server then builds a full web Response for it).
+const jsonBodies = new WeakMap<Response, string>();
+
+/** The body of an answer made by respondJson, if `res` is one. */
+export function respondedJson(res: Response): string | undefined {
+  return jsonBodies.get(res);
+}
+
 /**
  * A JSON answer with the frame's headers in one plain object: no web Headers is built for it.
  * For routes on the hot path; others answer with `c.json` as usual.
@@ -67,7 +76,10 @@ export function respondJson(c: Context<AppEnv>, body: unknown, status = 200): Re
     headers['x-request-id'] = frame.id;
     frame.headed = true;
   }
-  return new Response(JSON.stringify(body), { status, headers });
+  const text = JSON.stringify(body);
+  const res = new Response(text, { status, headers });
+  jsonBodies.set(res, text);
+  return res;
 }
 
 /**
