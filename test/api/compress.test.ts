@@ -4,6 +4,7 @@ import { stream, streamSSE } from 'hono/streaming';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compressLarge } from '../../src/api/http/compress.js';
 import { respondJson } from '../../src/api/http/request-frame.js';
+import type { AppEnv } from '../../src/api/deps.js';
 import { buildApi, type ApiHandle } from '../../src/api/server.js';
 import { removeKeys, testConfig, testLogger } from '../helpers/env.js';
 
@@ -83,7 +84,7 @@ describe('compressLarge on streams', () => {
 });
 
 describe('compressLarge on answers made by respondJson (predictions)', () => {
-  const app = new Hono();
+  const app = new Hono<AppEnv>();
   app.use('*', compressLarge(256));
   app.get('/small', (c) => respondJson(c, { prediction: 1, label: 'benign' }));
   app.get('/large', (c) => respondJson(c, { predictions: Array.from({ length: 200 }, () => 1) }));
