@@ -68,9 +68,14 @@ export function respondedJson(res: Response): string | undefined {
  * A JSON answer with the frame's headers in one plain object: no web Headers is built for it.
  * For routes on the hot path; others answer with `c.json` as usual.
  */
-export function respondJson(c: Context<AppEnv>, body: unknown, status = 200): Response {
+export function respondJson(
+  c: Context<AppEnv>,
+  body: unknown,
+  status = 200,
+  extra?: Record<string, string>,
+): Response {
   const frame = c.get('frame');
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  const headers: Record<string, string> = { ...extra, 'content-type': 'application/json' };
   if (frame) {
     headers['server-timing'] = serverTiming(frame);
     headers['x-request-id'] = frame.id;

@@ -109,19 +109,19 @@ export function jobRoutes(deps: ApiDeps): RouteApp {
     };
     if (idempotencyKey === undefined) {
       const { ref } = await jobs.submit({ data, priority: body.priority, shardKey: hash });
-      return accepted(c, deps, ids.encode(owner, ref), ref);
+      return accepted(c, deps, ids.encode(owner, ref), ref, true);
     }
     // Bound to what was asked (not to the version it resolved to), so a retry stays a retry.
     const asked = inputHash(body.model, body.version ?? '', input.rows, input.values);
     const fingerprint = createHash('sha256')
       .update(`${asked}\0${input.single}\0${body.priority ?? ''}`)
       .digest('hex');
-    const { ref } = await jobs.submitIdempotent(owner, idempotencyKey, fingerprint, {
+    const { ref, replayed } = await jobs.submitIdempotent(owner, idempotencyKey, fingerprint, {
       data,
       priority: body.priority,
       shardKey: hash,
     });
-    return accepted(c, deps, ids.encode(owner, ref), ref);
+    return accepted(c, deps, ids.encode(owner, ref), ref, !replayed);
   });
 
   // An id of the wrong form names no job: 404, as an unknown one.
