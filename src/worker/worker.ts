@@ -218,7 +218,7 @@ export async function startWorker({
           lockMs: config.WORKER_LOCK_MS,
           sweepMs: config.WORKER_STALLED_INTERVAL_MS,
           keep: { ageMs: config.RESULT_TTL_S * 1000, count: config.RESULT_MAX_JOBS },
-          // Off a Cluster, the cache entries and the reply travel in the script that ends the job.
+          // Off a Cluster, the cache entries and the reply leave in the pipeline that ends the job.
           hold:
             config.REDIS_CLUSTER_NODES.length === 0 ? { cacheTtlS: config.CACHE_TTL_S } : undefined,
           locks,

@@ -21,7 +21,7 @@ export interface ResultWriter {
 }
 
 /**
- * A job's cache entries and reply held back, to be written by the script that ends the job
+ * A job's cache entries and reply held back, to be sent in the pipeline that ends the job
  * (fast lane, see shared/fast-lane.ts FINISH): one round trip for all of it.
  */
 export class HeldWrites implements ResultWriter {

@@ -40,7 +40,7 @@ export interface FastConsumerOptions {
   /** How long and how many completed jobs are kept (RESULT_TTL_S, RESULT_MAX_JOBS). */
   keep: { ageMs: number; count: number };
   /**
-   * Hold a job's cache entries and reply back for the script that ends it (one round trip), with
+   * Hold a job's cache entries and reply back for the pipeline that ends it (one round trip), with
    * this cache TTL (0: no cache); undefined: they are sent by `run` itself.
    */
   hold?: { cacheTtlS: number };
