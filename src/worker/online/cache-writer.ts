@@ -1,3 +1,4 @@
+import type { ChainableCommander } from 'ioredis';
 import type { RedisClient } from '../../shared/redis.js';
 import { publishCommand } from '../../shared/replies.js';
 
@@ -28,7 +29,17 @@ export class HeldWrites implements ResultWriter {
   readonly entries: { key: string; value: string }[] = [];
   reply: { channel: string; message: string } | undefined;
 
-  constructor(readonly caching: boolean) {}
+  /** `ttlS`: the cache entries' lifetime, seconds; 0 = the cache is off (none are held). */
+  constructor(private readonly ttlS: number) {}
+
+  get caching(): boolean {
+    return this.ttlS > 0;
+  }
+
+  /** Whether anything is held. */
+  get empty(): boolean {
+    return this.entries.length === 0 && !this.reply;
+  }
 
   write(key: string, value: string): Promise<void> {
     if (this.caching) this.entries.push({ key, value });
@@ -38,6 +49,12 @@ export class HeldWrites implements ResultWriter {
   send(channel: string, message: string): Promise<void> {
     this.reply = { channel, message };
     return Promise.resolve();
+  }
+
+  /** Adds the held entries, then the reply, to `pipeline` (one server: PUBLISH). */
+  addTo(pipeline: ChainableCommander): void {
+    for (const e of this.entries) pipeline.set(e.key, e.value, 'EX', this.ttlS);
+    if (this.reply) pipeline.publish(this.reply.channel, this.reply.message);
   }
 }
 

@@ -217,7 +217,7 @@ export class FastConsumer {
         processedOn: takenAt,
       };
       const hold = this.options.hold;
-      const held = hold ? new HeldWrites(hold.cacheTtlS > 0) : undefined;
+      const held = hold ? new HeldWrites(hold.cacheTtlS) : undefined;
       const result = await this.options.run(job, held);
       const mine = await leaving();
       const finishedOn = Date.now();
@@ -267,13 +267,11 @@ export class FastConsumer {
     script?: { keys: string[]; args: (string | number)[] },
   ): Promise<unknown> {
     const { redis } = this.options;
-    if (!held || (held.entries.length === 0 && !held.reply)) {
+    if (!held || held.empty) {
       return script ? FINISH.run(redis, script.keys, script.args) : undefined;
     }
     const pipeline = redis.pipeline();
-    for (const e of held.entries)
-      pipeline.set(e.key, e.value, 'EX', this.options.hold?.cacheTtlS ?? 0);
-    if (held.reply) pipeline.publish(held.reply.channel, held.reply.message);
+    held.addTo(pipeline);
     if (script) pipeline.evalsha(FINISH.sha, script.keys.length, ...script.keys, ...script.args);
     const replies = (await pipeline.exec()) ?? [];
     if (!script) return undefined;
