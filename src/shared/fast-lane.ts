@@ -1,4 +1,5 @@
 import { LuaScript } from './batch-scripts.js';
+import type { RedisClient } from './redis.js';
 
 /*
  * The fast lane of online jobs: one Redis list per shard of the prediction queue that idle
@@ -85,92 +86,116 @@ export function parseFastElement(element: string): FastElement | undefined {
   return { id: element.slice(0, a), timestamp, data: element.slice(b + 1) };
 }
 
-// Stores the job at KEYS[1] as BullMQ's add does, and queues it on the lane at KEYS[2], or, while
-// the queue (meta KEYS[3]) is paused (from Bull Board, say: the lane does not run what an
-// operator holds back), on `wait` at KEYS[4] without a marker, as BullMQ's add does then;
-// ARGV[1] id, [2] name, [4] opts JSON, [5] timestamp, and the data JSON in the Lua expression
-// `data`. A job whose id exists already is left as it is and the script returns `exists`.
-const enqueue = (data: string, exists: string) => `
-if redis.call('EXISTS', KEYS[1]) == 1 then return ${exists} end
-redis.call('HSET', KEYS[1], 'name', ARGV[2], 'data', ${data}, 'opts', ARGV[4],
+/**
+ * API: KEYS[1] job hash, KEYS[2] fast list, KEYS[3] meta, KEYS[4] wait, then optionally the keys
+ * of each of the job's requests, in part order: ARGV[6] of them, its claim's (1: the claim is
+ * kept in the cache entry's key) or its cache entry's then its claim's (2); ARGV[1] id, [2]
+ * name, [3] data JSON, [4] opts JSON, [5] timestamp. Stores the job as BullMQ's add does (without an event) and
+ * queues it on the lane, or, while the queue (meta) is paused (from Bull Board, say: the lane
+ * does not run what an operator holds back), on `wait` without a marker, as BullMQ's add does
+ * then. With claim keys (requests whose entries were read in the same transaction, see
+ * `queueGathered`), the job is queued only when some request needs it: a key holds this job's
+ * claim, or nothing a lookup takes for an entry or a claim; where each key holds a cache entry
+ * or another part's claim, every request was answered or is carried elsewhere, and nothing is
+ * stored (0). The payload reaches Lua once: a string Lua makes or receives is hashed byte by byte.
+ */
+export const ENQUEUE = new LuaScript(`
+-- Whether a request whose key holds v needs no job: v is a cache entry, or (unless entryOnly)
+-- a claim of another part, as partId writes it (<job>-p<index>); anything else is no claim.
+local function answered(v, mine, entryOnly)
+  if not v or v == mine then return false end
+  if string.byte(v, 1) == 123 then return true end
+  if entryOnly then return false end
+  local index = string.match(v, '.%-p(%d+)$')
+  return index ~= nil and #index <= 6
+end
+if #KEYS > 4 then
+  local width, needed = tonumber(ARGV[6]), false
+  for at = 5, #KEYS, width do
+    local mine = ARGV[1] .. '-p' .. ((at - 5) / width)
+    local done = answered(redis.call('GET', KEYS[at]), mine, width == 2)
+    if not done and width == 2 then done = answered(redis.call('GET', KEYS[at + 1]), mine) end
+    if not done then
+      needed = true
+      break
+    end
+  end
+  if not needed then
+    -- Claims set beside a cached entry (a shared cache) would name a job that never was.
+    for at = 6, width == 2 and #KEYS or 0, 2 do
+      if redis.call('GET', KEYS[at]) == ARGV[1] .. '-p' .. ((at - 6) / 2) then
+        redis.call('DEL', KEYS[at])
+      end
+    end
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], 'name', ARGV[2], 'data', ARGV[3], 'opts', ARGV[4],
   'timestamp', ARGV[5], 'delay', 0, 'priority', 0, 'lane', 'fast')
 if redis.call('HEXISTS', KEYS[3], 'paused') == 1 then
   redis.call('LPUSH', KEYS[4], ARGV[1])
 else
-  redis.call('LPUSH', KEYS[2], ARGV[1] .. '|' .. ARGV[5] .. '|' .. ${data})
+  redis.call('LPUSH', KEYS[2], ARGV[1] .. '|' .. ARGV[5] .. '|' .. ARGV[3])
 end
-`;
-
-/**
- * API: KEYS[1] job hash, KEYS[2] fast list, KEYS[3] meta, KEYS[4] wait, then in-flight claims
- * to set; ARGV id, name, data JSON, opts JSON, timestamp, claim ms, then the claims' values.
- * Stores the job as BullMQ's add does and queues it on the lane; 0 when the id exists already.
- * The claims (SET NX) come along only where they meet the queue's keys in one slot (`oneSlot`).
- */
-export const SUBMIT = new LuaScript(`
-for i = 5, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[i + 2], 'PX', ARGV[6], 'NX')
-end
-${enqueue('ARGV[3]', '0')}
 return 1
 `);
 
+/** A gathered job to queue on a fast lane with its requests' claims (`queueGathered`). */
+export interface GatheredJob {
+  /** The lane's keys (shard of the job id). */
+  lane: FastLaneKeys;
+  id: string;
+  name: string;
+  /** Job data and options, JSON. */
+  data: string;
+  opts: string;
+  /** When queued, ms since the epoch. */
+  timestamp: number;
+  /** Claim key of each part, in part order: part i is claimed as `<id>-p<i>`, NX. */
+  claims: string[];
+  /** Cache entry key of each part where it is not its claim key (a shared cache). */
+  entries?: string[];
+  /** How long a claim lasts, ms. */
+  claimMs: number;
+  /** Keys read (MGET) before the claims are set: the entries and claims of requests looked up. */
+  read: string[];
+  /**
+   * Whether each part was looked up here (`read`): the job is then queued only if some part
+   * needs it (see ENQUEUE); else it always is.
+   */
+  looked: boolean;
+}
+
 /**
- * API, for the requests of one gathered job whose cache entries were not read yet (or a request
- * sent alone): KEYS[1] job hash, KEYS[2] fast list, KEYS[3] meta, KEYS[4] wait, then for each
- * request its cache entry (its claim again when not read: every key in the script's slot) and
- * its in-flight claim; ARGV[1] id, [2] name, [3] the job data's JSON
- * up to its `rows` (an object left open, ending in a comma), [4] opts JSON, [5] timestamp,
- * [6] claim ms, [7] how many requests, then four per request: '1' to read its cache entry and
- * claim here ('0': read already, nothing there), its row count, its values' JSON array without
- * its brackets (the script joins them unchanged: a string made in Lua is hashed byte by byte),
- * its part's JSON object. Returns two values per request: 1 and the cache entry (a hit), 2 and the
- * claim (an identical request in flight carries it), or 0 and the part index it has in the job,
- * whose data holds only those parts. The cache reads, the claims and the queueing in one round
- * trip, and the job queued only when some request needs it. Where the keys meet in one script
- * only (`oneSlot`).
+ * Queues a gathered job in one transaction (one round trip, nothing between its commands):
+ * MGET of the keys to read, each part's claim SET NX, then ENQUEUE. Plain commands do what
+ * needs no decision (a claim set NX never replaces a cache entry or another part's claim), so
+ * only the job's payload, once, goes through Lua. Returns what MGET read and whether the job was
+ * queued. Every key must be in the lane's slot (`oneSlot`).
  */
-export const GATHER = new LuaScript(`
-local n = tonumber(ARGV[7])
-local out, values, parts = {}, {}, {}
-local rows = 0
--- One read of every entry and claim: a redis.call costs more than the GET it runs.
-local read = redis.call('MGET', unpack(KEYS, 5, 4 + 2 * n))
-for i = 1, n do
-  local claim, a = KEYS[4 + 2 * i], 4 + 4 * i
-  local look = ARGV[a] == '1'
-  local kind, value = 0, nil
-  if look then
-    local hit, carried = read[2 * i - 1], read[2 * i]
-    if hit then
-      kind, value = 1, hit
-    else
-      -- A claim names a part as partId writes it, <job>-p<index>; anything else is no claim.
-      local index = carried and string.match(carried, '.%-p(%d+)$')
-      if index and #index <= 6 then kind, value = 2, carried end
-    end
-  end
-  if kind == 0 then
-    value = #parts
-    local mine = ARGV[1] .. '-p' .. value
-    if look then
-      redis.call('SET', claim, mine, 'PX', ARGV[6])
-    else
-      redis.call('SET', claim, mine, 'PX', ARGV[6], 'NX')
-    end
-    rows = rows + tonumber(ARGV[a + 1])
-    values[#values + 1] = ARGV[a + 2]
-    parts[#parts + 1] = ARGV[a + 3]
-  end
-  out[#out + 1] = kind
-  out[#out + 1] = value
-end
-if #parts == 0 then return out end
-local data = ARGV[3] .. '"rows":' .. rows .. ',"values":[' .. table.concat(values, ',') ..
-  '],"parts":[' .. table.concat(parts, ',') .. ']}'
-${enqueue('data', 'out')}
-return out
-`);
+export async function queueGathered(
+  redis: RedisClient,
+  job: GatheredJob,
+): Promise<{ read: (string | null)[]; queued: boolean }> {
+  const { lane } = job;
+  const keys = [`${lane.queueKey}${job.id}`, lane.fast, lane.meta, lane.wait];
+  const { entries } = job;
+  if (job.looked && entries) job.claims.forEach((claim, i) => keys.push(entries[i]!, claim));
+  else if (job.looked) keys.push(...job.claims);
+  const args = [job.id, job.name, job.data, job.opts, job.timestamp, entries ? 2 : 1];
+  const tx = redis.multi();
+  if (job.read.length > 0) tx.mget(...job.read);
+  job.claims.forEach((key, i) => tx.set(key, `${job.id}-p${i}`, 'PX', job.claimMs, 'NX'));
+  tx.evalsha(ENQUEUE.sha, keys.length, ...keys, ...args);
+  const replies = (await tx.exec()) ?? [];
+  const [readErr, read] = job.read.length > 0 ? (replies[0] ?? []) : [null, []];
+  if (readErr) throw readErr;
+  const [err, queued] = replies[replies.length - 1] ?? [new Error('no reply to ENQUEUE')];
+  // A server that lost its scripts (a restart): the claims are set, the script goes again.
+  if (err && !err.message.startsWith('NOSCRIPT')) throw err;
+  const done = err ? await ENQUEUE.run(redis, keys, args) : queued;
+  return { read: (read as (string | null)[] | undefined) ?? [], queued: done === 1 };
+}
 
 // How a job leaves the worker that runs it (FINISH, HANDOFF): KEYS[1] lock, KEYS[2] job hash,
 // KEYS[3] active, KEYS[4] stalled, KEYS[5] the worker's transit list; ARGV[1] token ('' while

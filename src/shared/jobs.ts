@@ -96,6 +96,16 @@ export function partId(jobId: string, index: number): string {
   return `${jobId}-p${index}`;
 }
 
+/**
+ * Whether a value read from a cache key is a result entry (a JSON object). Where the cache is
+ * per owner (CACHE_SCOPE=key) an input in flight is claimed under its cache entry's own key (see
+ * api/predict/claims.ts), so the same key holds either the entry or a part ref (`partId`) naming
+ * the part that is computing it.
+ */
+export function isCacheEntry(value: string | null | undefined): value is string {
+  return typeof value === 'string' && value.charCodeAt(0) === 123; // '{'
+}
+
 /** Splits a part ref into its job id and part index; undefined for a plain job id. */
 export function parsePartId(id: string): { jobId: string; index: number } | undefined {
   const m = /^(.+)-p(\d{1,6})$/.exec(id);

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatherItem, Placement } from '../../src/api/predict/request-gathering.js';
-import { partResult } from '../../src/shared/jobs.js';
+import { claimKey } from '../../src/api/predict/claims.js';
+import { isCacheEntry, partId, partResult } from '../../src/shared/jobs.js';
 import { uniqueRow } from '../helpers/fixtures.js';
 import { createStack, type TestStack } from '../helpers/stack.js';
 
@@ -27,7 +28,7 @@ for (const lane of [true, false]) {
     afterAll(() => stack.close());
 
     function item(seed: number, waitMs = 10_000): GatherItem {
-      const { repository, keys } = stack.api.deps;
+      const { repository, keys, config } = stack.api.deps;
       const model = repository.resolve('breast-cancer');
       const hash = randomBytes(16).toString('hex');
       return {
@@ -42,12 +43,14 @@ for (const lane of [true, false]) {
         owner: 'anon',
         hash,
         cacheKey: keys.cache('anon', hash),
+        claimKey: claimKey(config, keys, 'anon', hash, keys.cache('anon', hash)),
         waitMs,
         lookup: true,
       };
     }
 
-    const inflight = (it: GatherItem) => stack.api.deps.keys.inflight('anon', it.hash);
+    // A per-owner cache (the default): the claim is kept under the cache entry's own key.
+    const inflight = (it: GatherItem) => it.claimKey;
 
     it('answers hits from the cache, follows claimed inputs, and queues only the rest', async () => {
       const { gather, redis } = stack.api.deps;
@@ -76,14 +79,20 @@ for (const lane of [true, false]) {
         expect(p.hit).toBeUndefined();
         expect(p.coalesced).toBe(false);
         // The input is claimed by the part that carries it, and its result comes back.
-        expect(await redis.get(inflight(it))).toBe(`${p.jobId}-p${p.index}`);
+        // (Where the claim shares the cache entry's key, the worker's entry may be there already:
+        // it names the same part.)
+        const claimed = await redis.get(inflight(it));
+        const named = isCacheEntry(claimed)
+          ? (JSON.parse(claimed) as { jobId?: string }).jobId
+          : claimed;
+        expect(named).toBe(`${p.jobId}-p${p.index}`);
         const outcome = await p.wait!.promise;
         expect(outcome?.state).toBe('completed');
         if (outcome?.state !== 'completed') return;
         const part = partResult(outcome.result, p.index);
         expect(part && 'results' in part ? part.results : []).toHaveLength(1);
-        // The worker wrote the request's own cache entry.
-        expect(await redis.get(it.cacheKey!)).not.toBeNull();
+        // The worker wrote the request's own cache entry (in place of the claim).
+        expect(isCacheEntry(await redis.get(it.cacheKey!))).toBe(true);
       }
     });
 
@@ -96,6 +105,24 @@ for (const lane of [true, false]) {
       const [a, b] = await Promise.all([gather.place(first), gather.place(twin)]);
       expect(a.hit).toBe(JSON.stringify({ results: ['twin'] }));
       expect(b.hit).toBe(a.hit);
+    });
+
+    it('tells a claim from an entry in the key they share, for a request read beforehand', async () => {
+      const { gather, redis } = stack.api.deps;
+      const [ran, cached] = [item(74_001), item(74_002)];
+      expect(ran.claimKey).toBe(ran.cacheKey);
+      const first = await gather.place(ran);
+      expect((await first.wait!.promise)?.state).toBe('completed');
+      // Another replica's claim on the same input names that (finished) part.
+      await redis.set(ran.claimKey, partId(first.jobId, first.index), 'PX', 10_000);
+      // Not read yet (claim unknown): place() reads the claim's key itself, and follows it.
+      const twin = await gather.place({ ...ran, lookup: false, claim: undefined });
+      expect(twin).toMatchObject({ jobId: first.jobId, index: first.index, coalesced: true });
+      expect((await twin.wait!.promise)?.state).toBe('completed');
+      // An entry in that key is a hit.
+      await redis.set(cached.cacheKey!, JSON.stringify({ results: ['c'] }));
+      const found = await gather.place({ ...cached, lookup: false, claim: undefined });
+      expect(found.hit).toBe(JSON.stringify({ results: ['c'] }));
     });
 
     it('queues no job when every request is answered without one', async () => {

@@ -4,11 +4,11 @@ import {
   CLAIM,
   FINISH,
   HANDOFF,
-  GATHER,
   REAP,
-  SUBMIT,
+  ENQUEUE,
   fastLaneKeys,
   parseFastElement,
+  queueGathered,
   type FastLaneKeys,
 } from '../../src/shared/fast-lane.js';
 import { REDIS_URL, uniquePrefix } from '../helpers/env.js';
@@ -40,11 +40,11 @@ describe('fast-lane scripts', () => {
     k = fastLaneKeys(`${uniquePrefix('lane')}:predict:`);
     used.push(k.queueKey);
   };
-  const submit = (id: string, claims: [string, string][] = []) =>
-    SUBMIT.run(
+  const submit = (id: string) =>
+    ENQUEUE.run(
       redis,
-      [`${k.queueKey}${id}`, k.fast, k.meta, k.wait, ...claims.map((c) => c[0])],
-      [id, 'predict', DATA, OPTS, 1000, 30_000, ...claims.map((c) => c[1])],
+      [`${k.queueKey}${id}`, k.fast, k.meta, k.wait],
+      [id, 'predict', DATA, OPTS, 1000],
     );
   // What BLMOVE does for a consumer, without blocking.
   const take = (consumer: string) => redis.lmove(k.fast, k.transit(consumer), 'RIGHT', 'LEFT');
@@ -79,11 +79,9 @@ describe('fast-lane scripts', () => {
       ],
     );
 
-  it('queues a job as a BullMQ hash plus an element carrying its payload, with its claims', async () => {
+  it('queues a job as a BullMQ hash plus an element carrying its payload', async () => {
     fresh();
-    const claim = `${k.queueKey}claim-a`;
-    expect(await submit('j1', [[claim, 'j1:0']])).toBe(1);
-    expect(await submit('j1')).toBe(0);
+    expect(await submit('j1')).toBe(1);
     expect(await redis.hgetall(`${k.queueKey}j1`)).toMatchObject({
       name: 'predict',
       data: DATA,
@@ -91,7 +89,6 @@ describe('fast-lane scripts', () => {
       timestamp: '1000',
       lane: 'fast',
     });
-    expect(await redis.get(claim)).toBe('j1:0');
     const [element] = await redis.lrange(k.fast, 0, -1);
     expect(parseFastElement(element ?? '')).toEqual({ id: 'j1', timestamp: 1000, data: DATA });
   });
@@ -105,48 +102,50 @@ describe('fast-lane scripts', () => {
     expect(await redis.exists(k.marker)).toBe(0);
   });
 
-  // GATHER's requests: [look, cache key, claim key, rows, values, part].
-  type Gathered = [boolean, string, string, number, number[], object];
-  const gather = (id: string, requests: Gathered[]) =>
-    GATHER.run(
-      redis,
-      [
-        `${k.queueKey}${id}`,
-        k.fast,
-        k.meta,
-        k.wait,
-        ...requests.flatMap(([look, cache, claim]) => [look ? cache : claim, claim]),
-      ],
-      [
-        id,
-        'predict',
-        '{"model":"m","version":"1.0.0","format":"task","replyTo":"r1","single":false,',
-        OPTS,
-        1000,
-        30_000,
-        requests.length,
-        ...requests.flatMap(([look, , , rows, values, part]) => [
-          look ? '1' : '0',
-          rows,
-          values.join(','),
-          JSON.stringify(part),
-        ]),
-      ],
-    );
+  // A gathered job as the API queues it: `requests` are [cache key, claim key, values, part];
+  // every one is looked up here unless `looked` is false (read before, nothing there).
+  type Request = [string, string, number[], object];
+  const gather = async (id: string, requests: Request[], looked = true) => {
+    const data = {
+      model: 'm',
+      rows: requests.length,
+      values: requests.flatMap((r) => r[2]),
+      parts: requests.map((r) => r[3]),
+    };
+    return queueGathered(redis, {
+      lane: k,
+      id,
+      name: 'predict',
+      data: JSON.stringify(data),
+      opts: OPTS,
+      timestamp: 1000,
+      claims: requests.map((r) => r[1]),
+      entries: requests.every(([cache, claim]) => cache === claim)
+        ? undefined
+        : requests.map((r) => r[0]),
+      claimMs: 30_000,
+      read: looked
+        ? requests.flatMap(([cache, claim]) => (cache === claim ? [claim] : [cache, claim]))
+        : [],
+      looked,
+    });
+  };
 
-  it('answers a lone lookup from the cache, from a claim, or queues it', async () => {
+  it('queues a lone lookup with its claim, unless it is cached or carried by another part', async () => {
     fresh();
     const cache = `${k.queueKey}cache-x`;
     const claim = `${k.queueKey}claim-x`;
-    const alone = (id: string) => gather(id, [[true, cache, claim, 1, [1, 2], { rows: 1 }]]);
-    expect(await alone('l1')).toEqual([0, 0]);
+    const alone = (id: string) => gather(id, [[cache, claim, [1, 2], { rows: 1 }]]);
+    expect(await alone('l1')).toEqual({ read: [null, null], queued: true });
     expect(await redis.get(claim)).toBe('l1-p0');
-    expect(await alone('l2')).toEqual([2, 'l1-p0']);
+    expect(await redis.pttl(claim)).toBeGreaterThan(20_000);
+    expect(await alone('l2')).toEqual({ read: [null, 'l1-p0'], queued: false });
     await redis.set(cache, '{"cached":true}');
-    expect(await alone('l3')).toEqual([1, '{"cached":true}']);
+    expect(await alone('l3')).toEqual({ read: ['{"cached":true}', 'l1-p0'], queued: false });
     expect(await redis.llen(k.fast)).toBe(1);
     expect(await redis.exists(`${k.queueKey}l2`, `${k.queueKey}l3`)).toBe(0);
-    // A claim that names no part is no claim: the request is queued and claims its input.
+    expect(await redis.get(claim)).toBe('l1-p0');
+    // A value that names no part is no claim: the request is queued (the value stays: NX).
     await redis.del(cache);
     for (const [id, garbage] of [
       ['l4', 'garbage'],
@@ -154,68 +153,75 @@ describe('fast-lane scripts', () => {
       ['l6', '-p1'],
     ]) {
       await redis.set(claim, garbage!);
-      expect(await alone(id!)).toEqual([0, 0]);
-      expect(await redis.get(claim)).toBe(`${id}-p0`);
+      expect(await alone(id!)).toEqual({ read: [null, garbage], queued: true });
     }
+    expect(await redis.llen(k.fast)).toBe(4);
   });
 
-  it('queues only the gathered requests that need the job, renumbering their parts', async () => {
+  it("reads claims kept in the cache entry's key, and claims only the keys holding nothing", async () => {
     fresh();
     const key = (name: string) => `${k.queueKey}${name}`;
-    await redis.set(key('cache-hit'), '{"cached":1}');
-    await redis.set(key('claim-carried'), 'other-p3');
-    // A request read before (look '0') keeps an existing claim (NX) but is queued all the same.
-    await redis.set(key('claim-read'), 'someone-p9');
-    const answer = await gather('g1', [
-      [true, key('cache-new1'), key('claim-new1'), 1, [1, 2], { rows: 1, requestId: 'a' }],
-      [true, key('cache-hit'), key('claim-hit'), 1, [3, 4], { rows: 1, requestId: 'b' }],
-      [true, key('cache-carried'), key('claim-carried'), 1, [5, 6], { rows: 1, requestId: 'c' }],
-      [false, '', key('claim-read'), 2, [7, 8, 9, 10], { rows: 2, requestId: 'd' }],
-      [true, key('cache-new2'), key('claim-new2'), 1, [11, 12], { rows: 1, requestId: 'e' }],
+    await redis.set(key('hit'), '{"cached":2}');
+    await redis.set(key('carried'), 'other-p7');
+    const { read, queued } = await gather('s1', [
+      [key('new'), key('new'), [1, 2], { rows: 1, requestId: 'a' }],
+      [key('hit'), key('hit'), [3, 4], { rows: 1, requestId: 'b' }],
+      [key('carried'), key('carried'), [5, 6], { rows: 1, requestId: 'c' }],
     ]);
-    expect(answer).toEqual([0, 0, 1, '{"cached":1}', 2, 'other-p3', 0, 1, 0, 2]);
-    expect(await redis.mget(key('claim-new1'), key('claim-read'), key('claim-new2'))).toEqual([
-      'g1-p0',
-      'someone-p9',
-      'g1-p2',
+    expect(read).toEqual([null, '{"cached":2}', 'other-p7']);
+    expect(queued).toBe(true);
+    // A claim where nothing was; the entry and the other part's claim left as they were.
+    expect(await redis.mget(key('new'), key('hit'), key('carried'))).toEqual([
+      's1-p0',
+      '{"cached":2}',
+      'other-p7',
     ]);
-    expect(await redis.exists(key('claim-hit'))).toBe(0);
-    const data = JSON.parse((await redis.hget(key('g1'), 'data')) ?? '{}') as Record<
-      string,
-      unknown
-    >;
-    expect(data).toEqual({
-      model: 'm',
-      version: '1.0.0',
-      format: 'task',
-      replyTo: 'r1',
-      single: false,
-      rows: 4,
-      values: [1, 2, 7, 8, 9, 10, 11, 12],
-      parts: [
-        { rows: 1, requestId: 'a' },
-        { rows: 2, requestId: 'd' },
-        { rows: 1, requestId: 'e' },
-      ],
-    });
+    expect(await redis.pttl(key('new'))).toBeGreaterThan(20_000);
+    expect(await redis.pttl(key('hit'))).toBe(-1);
+    // Every request is a part of the job (part i is request i, as the claims say).
+    const data = JSON.parse((await redis.hget(key('s1'), 'data')) ?? '{}') as {
+      values?: number[];
+      parts?: object[];
+    };
+    expect(data.values).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(data.parts).toHaveLength(3);
     const [element] = await redis.lrange(k.fast, 0, -1);
-    expect(parseFastElement(element ?? '')).toMatchObject({ id: 'g1', timestamp: 1000 });
+    expect(parseFastElement(element ?? '')).toMatchObject({ id: 's1', timestamp: 1000 });
     expect(JSON.parse(parseFastElement(element ?? '')?.data ?? '')).toEqual(data);
   });
 
-  it('queues nothing when every gathered request is answered without the job', async () => {
+  it('queues nothing when every request looked up is answered without the job', async () => {
     fresh();
     const key = (name: string) => `${k.queueKey}${name}`;
-    await redis.set(key('cache-a'), 'A');
+    await redis.set(key('cache-a'), '{"a":1}');
     await redis.set(key('claim-b'), 'x-p0');
     expect(
       await gather('n1', [
-        [true, key('cache-a'), key('claim-a'), 1, [1], { rows: 1 }],
-        [true, key('cache-b'), key('claim-b'), 1, [2], { rows: 1 }],
+        [key('cache-a'), key('claim-a'), [1], { rows: 1 }],
+        [key('cache-b'), key('claim-b'), [2], { rows: 1 }],
       ]),
-    ).toEqual([1, 'A', 2, 'x-p0']);
+    ).toEqual({ read: ['{"a":1}', null, null, 'x-p0'], queued: false });
     expect(await redis.exists(key('n1'))).toBe(0);
     expect(await redis.llen(k.fast)).toBe(0);
+    // The claim set beside the first request's cached entry named a job that never was: gone.
+    expect(await redis.exists(key('claim-a'))).toBe(0);
+  });
+
+  it('always queues requests read beforehand, keeping claims found since (NX)', async () => {
+    fresh();
+    const key = (name: string) => `${k.queueKey}${name}`;
+    await redis.set(key('claim-read'), 'someone-p9');
+    const answer = await gather(
+      'g1',
+      [
+        [key('c1'), key('claim-new'), [1, 2], { rows: 1 }],
+        [key('c2'), key('claim-read'), [3], { rows: 1 }],
+      ],
+      false,
+    );
+    expect(answer).toEqual({ read: [], queued: true });
+    expect(await redis.mget(key('claim-new'), key('claim-read'))).toEqual(['g1-p0', 'someone-p9']);
+    expect(await redis.llen(k.fast)).toBe(1);
   });
 
   it('records an unclaimed job completed as BullMQ does, off its transit list', async () => {

@@ -1,6 +1,6 @@
 import type { Config } from '../../shared/config.js';
 import type { JobsOptions } from 'bullmq';
-import { fastLaneKeys, SUBMIT } from '../../shared/fast-lane.js';
+import { ENQUEUE, fastLaneKeys } from '../../shared/fast-lane.js';
 import { PREDICT_JOB, type PredictJobData } from '../../shared/jobs.js';
 import type { RedisClient } from '../../shared/redis.js';
 
@@ -34,31 +34,19 @@ export class FastLanes {
 
   /**
    * Queues job `jobId` on the fast lane of the shard whose BullMQ key is `queueKey`
-   * (`<prefix>:<queue>:`), its hash stored as BullMQ's add stores it, in one script; `claims`
-   * (in-flight claims set NX for `claimMs`) go in the same script, where their keys meet the
-   * queue's in one slot (`oneSlot`).
+   * (`<prefix>:<queue>:`), its hash stored as BullMQ's add stores it, in one script.
    */
   async enqueue(
     queueKey: string,
     jobId: string,
     data: PredictJobData,
     opts: JobsOptions,
-    claims?: { claimed: { key: string; value: string }[]; claimMs: number },
   ): Promise<void> {
-    const claimed = claims?.claimed ?? [];
     const lane = fastLaneKeys(queueKey);
-    await SUBMIT.run(
+    await ENQUEUE.run(
       this.redis,
-      [`${queueKey}${jobId}`, lane.fast, lane.meta, lane.wait, ...claimed.map((c) => c.key)],
-      [
-        jobId,
-        PREDICT_JOB,
-        JSON.stringify(data),
-        JSON.stringify(opts),
-        Date.now(),
-        claims?.claimMs ?? 0,
-        ...claimed.map((c) => c.value),
-      ],
+      [`${queueKey}${jobId}`, lane.fast, lane.meta, lane.wait],
+      [jobId, PREDICT_JOB, JSON.stringify(data), JSON.stringify(opts), Date.now()],
     );
   }
 

@@ -1,6 +1,7 @@
 import { ApiError, ERROR_CATALOGUE, type ErrorCode, type JobFailure } from '../../shared/errors.js';
 import { inputHash } from '../../shared/input-hash.js';
 import {
+  isCacheEntry,
   parsePartId,
   partResult,
   type PredictJobData,
@@ -11,6 +12,7 @@ import type { ValidatedInput } from '../../shared/schemas.js';
 import { assertAccepting, type ApiDeps } from '../deps.js';
 import { JobService, type ResultBody } from '../jobs/job-service.js';
 import { cacheScope } from '../http/owner.js';
+import { claimKey, readLooked, type Looked } from './claims.js';
 import { ownerTag, PublicIds, type JobRef, type Owner } from '../jobs/public-ids.js';
 
 /** The ApiError a failed job is answered with. */
@@ -76,6 +78,7 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
   const { owner } = options;
   const cacheKey =
     config.CACHE_TTL_S > 0 ? keys.cache(cacheScope(config, owner), spec.hash) : undefined;
+  const claimAt = claimKey(config, keys, owner, spec.hash, cacheKey);
   let cacheMs: number | undefined;
   let claim: string | null | undefined;
   // While most lookups miss, the cache and the claim are read by the script that queues the
@@ -89,16 +92,15 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
   if (cacheKey && !lookup) {
     const started = performance.now();
     let hit: string | null = null;
-    // While most lookups hit, the entry alone: a miss then reads the claim when it needs it.
-    if (spec.data.tensors || deps.gather.mostlyHits()) hit = await redis.get(cacheKey);
-    else {
-      // The in-flight claim comes with the cache entry (one slot, one command): a miss already
-      // knows whether an identical request is running elsewhere.
-      const [entry, inflight] = await redis.mget(
-        cacheKey,
-        keys.inflight(ownerTag(owner), spec.hash),
-      );
-      [hit, claim] = [entry ?? null, inflight ?? null];
+    if (claimAt !== cacheKey && (spec.data.tensors || deps.gather.mostlyHits())) {
+      // While most lookups hit, the entry alone: a miss then reads its claim when it needs it.
+      const entry = await redis.get(cacheKey);
+      hit = isCacheEntry(entry) ? entry : null;
+    } else {
+      // The in-flight claim comes with the cache entry (one key, or one slot and one command):
+      // a miss already knows whether an identical request is running elsewhere.
+      const [read] = (await readLooked(redis, [{ cacheKey, claimKey: claimAt }])) as [Looked];
+      [hit, claim] = [read.entry, read.claim];
     }
     cacheMs = performance.now() - started;
     deps.metrics.cache(hit !== null);
@@ -114,7 +116,13 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
   depth.check();
   const ids = await deps.ids.ids();
   if (!spec.data.tensors)
-    return runGathered(deps, ids, spec, { cacheKey, cacheMs, claim, lookup }, options);
+    return runGathered(
+      deps,
+      ids,
+      spec,
+      { cacheKey, claimKey: claimAt, cacheMs, claim, lookup },
+      options,
+    );
   const submitted = await jobs.submit({
     data: { ...spec.data, cacheKey, owner, requestId: options.requestId },
     dedupId: `${ownerTag(owner)}-${spec.hash}`,
@@ -136,7 +144,13 @@ async function runGathered(
   deps: ApiDeps,
   ids: PublicIds,
   spec: JobSpec,
-  looked: { cacheKey?: string; cacheMs?: number; claim?: string | null; lookup?: boolean },
+  looked: {
+    cacheKey?: string;
+    claimKey: string;
+    cacheMs?: number;
+    claim?: string | null;
+    lookup?: boolean;
+  },
   options: RunOptions,
 ): Promise<JobRun> {
   const { single, ...data } = spec.data;
@@ -147,6 +161,7 @@ async function runGathered(
     single,
     hash: spec.hash,
     cacheKey,
+    claimKey: looked.claimKey,
     claim: looked.claim,
     lookup: looked.lookup,
     owner: options.owner,

@@ -2,17 +2,19 @@ import type { JobsOptions } from 'bullmq';
 import type { Config } from '../../shared/config.js';
 import {
   PREDICT_JOB,
+  isCacheEntry,
   parsePartId,
   predictJobOptions,
   partId,
   type PredictJobData,
   type PredictJobResult,
 } from '../../shared/jobs.js';
-import { fastLaneKeys, GATHER, oneSlot } from '../../shared/fast-lane.js';
+import { fastLaneKeys, oneSlot, queueGathered } from '../../shared/fast-lane.js';
 import type { FastLanes } from '../jobs/fast-lanes.js';
 import type { Keys } from '../../shared/keys.js';
 import { shardOfHash, type ShardedQueue } from '../../shared/shards.js';
 import type { RedisClient } from '../../shared/redis.js';
+import { classify, lookupKeys, readLooked, type Looked } from './claims.js';
 import { Gatherer } from './group-commit.js';
 import { newJobId, ownerTag, type Owner } from '../jobs/public-ids.js';
 import type { ResultHub, Wait } from '../jobs/results-hub.js';
@@ -26,6 +28,8 @@ export interface GatherItem {
   /** Content hash of the input: keys the cache and cross-request coalescing. */
   hash: string;
   cacheKey?: string;
+  /** Where the input is claimed while in flight (`claimKey`: its cache key where it can be). */
+  claimKey: string;
   requestId?: string;
   /** Longest wait for the result, milliseconds; 0 = do not wait. */
   waitMs: number;
@@ -66,6 +70,7 @@ export interface OnlineGathererDeps {
 }
 
 const MAX_PARTS = 128;
+const NOTHING: Looked = { entry: null, claim: null };
 const MAX_ROWS = 2048;
 
 /**
@@ -126,10 +131,13 @@ export class OnlineGatherer {
       if (placed.hit !== undefined) return placed;
       return this.follow(placed, item.waitMs);
     }
-    const claim =
-      item.claim !== undefined || item.lookup
-        ? (item.claim ?? null)
-        : await this.deps.redis.get(this.deps.keys.inflight(ownerTag(item.owner), item.hash));
+    let claim = item.claim !== undefined || item.lookup ? (item.claim ?? null) : undefined;
+    if (claim === undefined) {
+      const value = await this.deps.redis.get(item.claimKey);
+      // The claim's key is the cache entry's too: the entry may have come meanwhile.
+      if (isCacheEntry(value)) return { jobId: '', index: 0, coalesced: false, hit: value };
+      claim = value;
+    }
     // Another replica carries this input already (one of its parts): follow that job.
     const carried = claim ? parsePartId(claim) : undefined;
     if (carried) return this.follow({ ...carried, coalesced: true }, item.waitMs);
@@ -159,13 +167,9 @@ export class OnlineGatherer {
 
   // A lookup item that cannot go alone: the usual cache and claim read, then the usual place.
   private async lookUp(item: GatherItem): Promise<Placement> {
-    const { redis, keys } = this.deps;
-    const [entry, claim] = await redis.mget(
-      item.cacheKey ?? '',
-      keys.inflight(ownerTag(item.owner), item.hash),
-    );
+    const [{ entry, claim }] = (await readLooked(this.deps.redis, [item])) as [Looked];
     if (entry) return { jobId: '', index: 0, coalesced: false, hit: entry };
-    return this.place({ ...item, lookup: false, claim: claim ?? null });
+    return this.place({ ...item, lookup: false, claim });
   }
 
   private async follow(placement: Placement, waitMs: number): Promise<Placement> {
@@ -180,44 +184,38 @@ export class OnlineGatherer {
   }
 
   private async flush(items: GatherItem[]): Promise<Placement[]> {
-    const { redis, keys, hub } = this.deps;
+    const { redis, hub } = this.deps;
     // The first request's input picks the shard: a lone request's identical twins meet there.
     const shard = shardOfHash(items[0]?.hash ?? '', this.deps.config.QUEUE_SHARDS);
-    if (items.some((item) => item.lookup)) {
-      if (this.deps.lanes.open(shard) && oneSlot(this.deps.config))
-        return this.gatherAndAdd(items, shard);
-      // The lane closed since these were placed: their cache entries and claims are read first.
-      return this.lookUpThenFlush(items);
-    }
+    const lane = this.deps.lanes.open(shard);
+    if (lane && oneSlot(this.deps.config)) return this.gatherAndAdd(items, shard);
+    // The lane closed since these were placed: their cache entries and claims are read first.
+    if (items.some((item) => item.lookup)) return this.lookUpThenFlush(items);
     const jobId = newJobId(shard);
-    const claimMs = Math.max(...items.map((i) => i.waitMs), 30_000);
+    const claimMs = claimMsOf(items);
     hub.expect(jobId);
     const waits = items.map((item) => (item.waitMs > 0 ? hub.wait(jobId, item.waitMs) : undefined));
-    // The claims leave with the job, not before it: a lone request pays one round trip for both.
-    // Two replicas that both missed each other's claim run the same input twice, harmlessly.
-    const claimed = items.map((item, i) => ({
-      key: keys.inflight(ownerTag(item.owner), item.hash),
-      value: partId(jobId, i),
-    }));
-    const lane = this.deps.lanes.open(shard);
-    const inScript = lane && oneSlot(this.deps.config);
-    const claims = inScript
-      ? []
-      : claimed.map((c) => redis.set(c.key, c.value, 'PX', claimMs, 'NX').catch(() => null));
+    // Part i is item i, so the claims name the right part. Two replicas that both missed each
+    // other's claim run the same input twice, harmlessly.
+    const claims = items.map((item, i) =>
+      redis.set(item.claimKey, partId(jobId, i), 'PX', claimMs, 'NX').catch(() => null),
+    );
     try {
-      await this.add(jobId, items, lane, inScript ? { claimed, claimMs } : undefined);
+      await this.add(jobId, items, lane);
     } catch (err) {
       for (const w of waits) w?.cancel();
       await Promise.all(claims);
-      // One DEL each: on a Cluster the claims live in different slots.
-      await Promise.all(
-        items.map((item) =>
-          redis.del(keys.inflight(ownerTag(item.owner), item.hash)).catch(() => 0),
-        ),
-      );
+      await this.unclaim(items);
       throw err;
     }
     return items.map((_, i) => ({ jobId, index: i, coalesced: false, wait: waits[i] }));
+  }
+
+  // Claims of a job that could not be queued. One DEL each: on a Cluster the claims live in
+  // different slots. (Where a claim shares the cache entry's key, an entry written meanwhile
+  // goes too: the next miss writes it again.)
+  private async unclaim(items: GatherItem[]): Promise<void> {
+    await Promise.all(items.map((item) => this.deps.redis.del(item.claimKey).catch(() => 0)));
   }
 
   // Part i is item i, so the claims name the right part.
@@ -243,106 +241,81 @@ export class OnlineGatherer {
     return { ...first.data, replyTo: this.deps.replicaId, single: false };
   }
 
-  private async add(
-    jobId: string,
-    items: GatherItem[],
-    onLane: boolean,
-    claims?: { claimed: { key: string; value: string }[]; claimMs: number },
-  ): Promise<void> {
+  private async add(jobId: string, items: GatherItem[], onLane: boolean): Promise<void> {
     if (items.length === 0) return;
     const { data, opts } = this.job(items);
     if (!onLane) {
       await this.deps.queue.add(PREDICT_JOB, data, { jobId, ...opts });
       return;
     }
-    await this.deps.lanes.enqueue(
-      this.deps.queue.forJob(jobId).toKey(''),
-      jobId,
-      data,
-      opts,
-      claims,
-    );
+    await this.deps.lanes.enqueue(this.deps.queue.forJob(jobId).toKey(''), jobId, data, opts);
   }
 
-  // The requests of a job read their cache entries and claims in the script that queues the job
-  // (GATHER): hits and requests carried elsewhere leave it, the rest are its parts. A request
-  // alone pays one round trip for all of it.
+  // On the fast lane, in one transaction (`queueGathered`): the cache entries and claims of the
+  // requests not read yet, every request's claim, and the job, queued unless each request read
+  // here was answered from the cache or is carried by another job. A request alone pays one
+  // round trip for all of it. Every request is a part of the job (part i is item i, as its claim
+  // says): one found in the cache meanwhile is computed again, which is rare while lookups ride
+  // here (most missed) and costs less than sorting the parts out in Lua.
   private async gatherAndAdd(items: GatherItem[], shard: number): Promise<Placement[]> {
-    const { redis, keys, hub } = this.deps;
-    const [first] = items as [GatherItem, ...GatherItem[]];
+    const { redis, hub } = this.deps;
     const jobId = newJobId(shard);
     hub.expect(jobId);
-    // Before the script: the worker may answer before the script's own reply is read.
+    // Before the transaction: the worker may answer before its reply is read.
     const waits = items.map((item) => (item.waitMs > 0 ? hub.wait(jobId, item.waitMs) : undefined));
-    const queueKey = this.deps.queue.forJob(jobId).toKey('');
-    const lane = fastLaneKeys(queueKey);
-    // The data as `job` makes it, but for the rows, values and parts the script adds: only
-    // those of the requests that need the job.
-    const head = JSON.stringify({ ...this.jobHead(first), rows: undefined, values: undefined });
-    const itemKeys: string[] = [];
-    const itemArgs: (string | number)[] = [];
-    for (const item of items) {
-      const claim = keys.inflight(ownerTag(item.owner), item.hash);
-      // A key of the script's slot in every place (a Cluster refuses any other), read or not.
-      itemKeys.push(item.lookup ? (item.cacheKey ?? claim) : claim, claim);
-      itemArgs.push(
-        item.lookup ? '1' : '0',
-        item.data.rows,
-        // As JSON.stringify writes finite numbers, without the array's brackets.
-        item.data.values.join(','),
-        JSON.stringify(partOf(item)),
-      );
-    }
-    let reply: unknown;
+    const lookedUp = items.filter((item) => item.lookup);
+    const { data, opts } = this.job(items);
+    let queued: { read: (string | null)[]; queued: boolean };
     try {
-      reply = await GATHER.run(
-        redis,
-        [`${queueKey}${jobId}`, lane.fast, lane.meta, lane.wait, ...itemKeys],
-        [
-          jobId,
-          PREDICT_JOB,
-          `${head.slice(0, -1)},`,
-          JSON.stringify(predictJobOptions(this.deps.config)),
-          Date.now(),
-          Math.max(...items.map((i) => i.waitMs), 30_000),
-          items.length,
-          ...itemArgs,
-        ],
-      );
+      queued = await queueGathered(redis, {
+        lane: fastLaneKeys(this.deps.queue.forJob(jobId).toKey('')),
+        id: jobId,
+        name: PREDICT_JOB,
+        data: JSON.stringify(data),
+        opts: JSON.stringify(opts),
+        timestamp: Date.now(),
+        claims: items.map((item) => item.claimKey),
+        // A shared cache: claims in keys of their own.
+        entries: items.every((item) => (item.cacheKey ?? item.claimKey) === item.claimKey)
+          ? undefined
+          : items.map((item) => item.cacheKey ?? item.claimKey),
+        claimMs: claimMsOf(items),
+        read: lookedUp.flatMap(lookupKeys),
+        looked: lookedUp.length === items.length,
+      });
     } catch (err) {
       for (const w of waits) w?.cancel();
       hub.forget(jobId);
+      await this.unclaim(items);
       throw err;
     }
-    const answers = Array.isArray(reply) ? (reply as (number | string)[]) : [];
-    let queued = false;
+    const looks = classify(lookedUp, queued.read);
+    let next = 0;
     const placements = items.map((item, i): Placement | Promise<Placement> => {
-      const kind = Number(answers[2 * i]);
-      const value = String(answers[2 * i + 1]);
-      if (kind === 0) {
-        queued = true;
-        return { jobId, index: Number(value), coalesced: false, wait: waits[i] };
+      const seen = item.lookup ? looks[next++] : undefined;
+      const carried = seen?.claim ? parsePartId(seen.claim) : undefined;
+      if (!seen?.entry && !carried) {
+        if (queued.queued) return { jobId, index: i, coalesced: false, wait: waits[i] };
+        // Not queued, yet this request needs a job (cannot happen: the transaction's own read
+        // and ENQUEUE's check agree): it goes again, alone.
+        waits[i]?.cancel();
+        return this.place({ ...item, lookup: false, claim: null });
       }
       waits[i]?.cancel();
-      if (kind === 1) return { jobId: '', index: 0, coalesced: false, hit: value };
+      if (seen?.entry) return { jobId: '', index: 0, coalesced: false, hit: seen.entry };
       // Another request carries this input already (one of its parts): follow that job.
-      const carried = parsePartId(value) ?? { jobId: '', index: 0 };
-      return this.follow({ ...carried, coalesced: true }, item.waitMs);
+      return this.follow({ ...carried!, coalesced: true }, item.waitMs);
     });
-    if (!queued) hub.forget(jobId);
+    if (!queued.queued) hub.forget(jobId);
     return Promise.all(placements.map((p) => Promise.resolve(p)));
   }
 
   // Requests placed to be looked up in their job's script whose lane closed meanwhile: one MGET
   // reads every cache entry and claim, and what is left goes through the usual flush.
   private async lookUpThenFlush(items: GatherItem[]): Promise<Placement[]> {
-    const { redis, keys } = this.deps;
-    const looked = items.filter((item) => item.lookup);
-    const read = await redis.mget(
-      ...looked.flatMap((item) => [
-        item.cacheKey ?? '',
-        keys.inflight(ownerTag(item.owner), item.hash),
-      ]),
+    const read = await readLooked(
+      this.deps.redis,
+      items.filter((item) => item.lookup),
     );
     // Each request's placement, or the index of its part among those flushed as usual.
     const slots: (Placement | Promise<Placement> | number)[] = [];
@@ -350,9 +323,7 @@ export class OnlineGatherer {
     let next = 0;
     for (const item of items) {
       // The looked-up requests' entries and claims stand in `read` in the requests' order.
-      const at = item.lookup ? next++ : -1;
-      const entry = at < 0 ? null : read[2 * at];
-      const claim = at < 0 ? null : read[2 * at + 1];
+      const { entry, claim } = (item.lookup ? read[next++] : undefined) ?? NOTHING;
       const carried = claim ? parsePartId(claim) : undefined;
       if (entry) slots.push({ jobId: '', index: 0, coalesced: false, hit: entry });
       else if (carried) slots.push(this.follow({ ...carried, coalesced: true }, item.waitMs));
@@ -363,6 +334,11 @@ export class OnlineGatherer {
       slots.map((slot) => Promise.resolve(typeof slot === 'number' ? flushed[slot]! : slot)),
     );
   }
+}
+
+/** How long the claims of a job's requests last: its longest wait, at least 30 s. */
+function claimMsOf(items: GatherItem[]): number {
+  return Math.max(...items.map((i) => i.waitMs), 30_000);
 }
 
 /** The part of a gathered job that carries `item`. */

@@ -1,6 +1,6 @@
 import type { JobFailure } from '../../shared/errors.js';
 import * as crypto from 'node:crypto';
-import type { InstanceResult, PredictJobResult } from '../../shared/jobs.js';
+import { isCacheEntry, type InstanceResult, type PredictJobResult } from '../../shared/jobs.js';
 import type { Keys } from '../../shared/keys.js';
 import type { RedisClient } from '../../shared/redis.js';
 import type { LoadedModel } from '../inference/model-pool.js';
@@ -33,7 +33,8 @@ export function nextTurn(): Promise<void> {
 }
 
 function cachedOutcome(hit: string | null): RowOutcome | undefined {
-  if (!hit) return undefined;
+  // An online request's claim may stand in the key while its part runs: no result yet.
+  if (!isCacheEntry(hit)) return undefined;
   try {
     const result = (JSON.parse(hit) as PredictJobResult).results[0];
     return result ? { result, cached: true } : undefined;
