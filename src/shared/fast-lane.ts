@@ -88,46 +88,43 @@ export function parseFastElement(element: string): FastElement | undefined {
 
 /**
  * API: KEYS[1] job hash, KEYS[2] fast list, KEYS[3] meta, KEYS[4] wait, then optionally the keys
- * of each of the job's requests, in part order: ARGV[6] of them, its claim's (1: the claim is
+ * of each of the job's requests, in part order, ARGV[6] of them: its claim's (1: the claim is
  * kept in the cache entry's key) or its cache entry's then its claim's (2); ARGV[1] id, [2]
- * name, [3] data JSON, [4] opts JSON, [5] timestamp. Stores the job as BullMQ's add does (without an event) and
- * queues it on the lane, or, while the queue (meta) is paused (from Bull Board, say: the lane
- * does not run what an operator holds back), on `wait` without a marker, as BullMQ's add does
- * then. With claim keys (requests whose entries were read in the same transaction, see
- * `queueGathered`), the job is queued only when some request needs it: a key holds this job's
- * claim, or nothing a lookup takes for an entry or a claim; where each key holds a cache entry
- * or another part's claim, every request was answered or is carried elsewhere, and nothing is
- * stored (0). The payload reaches Lua once: a string Lua makes or receives is hashed byte by byte.
+ * name, [3] data JSON, [4] opts JSON, [5] timestamp. Stores the job as BullMQ's add does (without
+ * an event) and queues it on the lane, or, while the queue (meta) is paused (from Bull Board,
+ * say: the lane does not run what an operator holds back), on `wait` without a marker, as
+ * BullMQ's add does then. With request keys (each request's claim already set NX, see
+ * `queueGathered`), it first reads them all and queues the job only when some request needs it:
+ * its key holds this job's claim, or nothing taken for an entry or a claim. Returns 1 or 0 (queued
+ * or not), then what it read. The payload reaches Lua once: a string Lua makes or receives is
+ * hashed byte by byte.
  */
 export const ENQUEUE = new LuaScript(`
--- Whether a request whose key holds v needs no job: v is a cache entry, or (unless entryOnly)
--- a claim of another part, as partId writes it (<job>-p<index>); anything else is no claim.
-local function answered(v, mine, entryOnly)
-  if not v or v == mine then return false end
-  if string.byte(v, 1) == 123 then return true end
-  if entryOnly then return false end
-  local index = string.match(v, '.%-p(%d+)$')
-  return index ~= nil and #index <= 6
-end
-if #KEYS > 4 then
-  local width, needed = tonumber(ARGV[6]), false
-  for at = 5, #KEYS, width do
-    local mine = ARGV[1] .. '-p' .. ((at - 5) / width)
-    local done = answered(redis.call('GET', KEYS[at]), mine, width == 2)
-    if not done and width == 2 then done = answered(redis.call('GET', KEYS[at + 1]), mine) end
-    if not done then
-      needed = true
-      break
+local width = tonumber(ARGV[6] or '0')
+local out = {1}
+if width > 0 then
+  local read = redis.call('MGET', unpack(KEYS, 5))
+  local needed = false
+  for at = 1, #read, width do
+    local mine = ARGV[1] .. '-p' .. ((at - 1) / width)
+    local entry, claim = read[at], read[at + width - 1]
+    local answered = entry and string.byte(entry, 1) == 123
+    if not answered and claim and claim ~= mine then
+      -- A claim names a part as partId writes it, <job>-p<index>; anything else is no claim.
+      local index = string.match(claim, '.%-p(%d+)$')
+      answered = index ~= nil and #index <= 6
     end
+    if not answered then needed = true end
+    out[#out + 1] = read[at] or ''
+    if width == 2 then out[#out + 1] = read[at + 1] or '' end
   end
   if not needed then
+    out[1] = 0
     -- Claims set beside a cached entry (a shared cache) would name a job that never was.
-    for at = 6, width == 2 and #KEYS or 0, 2 do
-      if redis.call('GET', KEYS[at]) == ARGV[1] .. '-p' .. ((at - 6) / 2) then
-        redis.call('DEL', KEYS[at])
-      end
+    for at = 2, width == 2 and #read or 0, 2 do
+      if read[at] == ARGV[1] .. '-p' .. ((at - 2) / 2) then redis.call('DEL', KEYS[4 + at]) end
     end
-    return 0
+    return out
   end
 end
 redis.call('HSET', KEYS[1], 'name', ARGV[2], 'data', ARGV[3], 'opts', ARGV[4],
@@ -137,7 +134,7 @@ if redis.call('HEXISTS', KEYS[3], 'paused') == 1 then
 else
   redis.call('LPUSH', KEYS[2], ARGV[1] .. '|' .. ARGV[5] .. '|' .. ARGV[3])
 end
-return 1
+return out
 `);
 
 /** A gathered job to queue on a fast lane with its requests' claims (`queueGathered`). */
@@ -157,44 +154,46 @@ export interface GatheredJob {
   entries?: string[];
   /** How long a claim lasts, ms. */
   claimMs: number;
-  /** Keys read (MGET) before the claims are set: the entries and claims of requests looked up. */
-  read: string[];
-  /**
-   * Whether each part was looked up here (`read`): the job is then queued only if some part
-   * needs it (see ENQUEUE); else it always is.
-   */
-  looked: boolean;
+}
+
+/** What each request's keys held once its claim was set (`queueGathered`). */
+export interface GatheredRead {
+  /** Its cache entry's key ('' for nothing; the claim's key where they share it). */
+  entry: string;
+  /** Its claim's key ('' for nothing): this job's own claim, another part's, or no claim. */
+  claim: string;
 }
 
 /**
- * Queues a gathered job in one transaction (one round trip, nothing between its commands):
- * MGET of the keys to read, each part's claim SET NX, then ENQUEUE. Plain commands do what
- * needs no decision (a claim set NX never replaces a cache entry or another part's claim), so
- * only the job's payload, once, goes through Lua. Returns what MGET read and whether the job was
- * queued. Every key must be in the lane's slot (`oneSlot`).
+ * Queues a gathered job in one round trip: each part's claim SET NX (a plain command: it never
+ * replaces a cache entry or another part's claim, and costs Redis less than a `redis.call`),
+ * then ENQUEUE, which reads every request's keys and stores the job only if some request needs
+ * it. Returns what ENQUEUE read per request and whether the job was queued: the caller tells
+ * hits, requests carried elsewhere and its own parts apart from that read, as ENQUEUE did.
+ * Every key must be in the lane's slot (`oneSlot`).
  */
 export async function queueGathered(
   redis: RedisClient,
   job: GatheredJob,
-): Promise<{ read: (string | null)[]; queued: boolean }> {
-  const { lane } = job;
+): Promise<{ read: GatheredRead[]; queued: boolean }> {
+  const { lane, entries } = job;
   const keys = [`${lane.queueKey}${job.id}`, lane.fast, lane.meta, lane.wait];
-  const { entries } = job;
-  if (job.looked && entries) job.claims.forEach((claim, i) => keys.push(entries[i]!, claim));
-  else if (job.looked) keys.push(...job.claims);
+  if (entries) job.claims.forEach((claim, i) => keys.push(entries[i]!, claim));
+  else keys.push(...job.claims);
   const args = [job.id, job.name, job.data, job.opts, job.timestamp, entries ? 2 : 1];
-  const tx = redis.multi();
-  if (job.read.length > 0) tx.mget(...job.read);
-  job.claims.forEach((key, i) => tx.set(key, `${job.id}-p${i}`, 'PX', job.claimMs, 'NX'));
-  tx.evalsha(ENQUEUE.sha, keys.length, ...keys, ...args);
-  const replies = (await tx.exec()) ?? [];
-  const [readErr, read] = job.read.length > 0 ? (replies[0] ?? []) : [null, []];
-  if (readErr) throw readErr;
-  const [err, queued] = replies[replies.length - 1] ?? [new Error('no reply to ENQUEUE')];
+  const pipeline = redis.pipeline();
+  job.claims.forEach((key, i) => pipeline.set(key, `${job.id}-p${i}`, 'PX', job.claimMs, 'NX'));
+  pipeline.evalsha(ENQUEUE.sha, keys.length, ...keys, ...args);
+  const replies = (await pipeline.exec()) ?? [];
+  const [err, reply] = replies[replies.length - 1] ?? [new Error('no reply to ENQUEUE')];
   // A server that lost its scripts (a restart): the claims are set, the script goes again.
   if (err && !err.message.startsWith('NOSCRIPT')) throw err;
-  const done = err ? await ENQUEUE.run(redis, keys, args) : queued;
-  return { read: (read as (string | null)[] | undefined) ?? [], queued: done === 1 };
+  const out = (err ? await ENQUEUE.run(redis, keys, args) : reply) as (number | string)[];
+  const read = job.claims.map((_, i): GatheredRead => {
+    const entry = String(out[1 + (entries ? 2 * i : i)] ?? '');
+    return { entry, claim: entries ? String(out[2 + 2 * i] ?? '') : entry };
+  });
+  return { read, queued: out[0] === 1 };
 }
 
 // How a job leaves the worker that runs it (FINISH, HANDOFF): KEYS[1] lock, KEYS[2] job hash,

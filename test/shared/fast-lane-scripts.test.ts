@@ -81,7 +81,7 @@ describe('fast-lane scripts', () => {
 
   it('queues a job as a BullMQ hash plus an element carrying its payload', async () => {
     fresh();
-    expect(await submit('j1')).toBe(1);
+    expect(await submit('j1')).toEqual([1]);
     expect(await redis.hgetall(`${k.queueKey}j1`)).toMatchObject({
       name: 'predict',
       data: DATA,
@@ -102,10 +102,9 @@ describe('fast-lane scripts', () => {
     expect(await redis.exists(k.marker)).toBe(0);
   });
 
-  // A gathered job as the API queues it: `requests` are [cache key, claim key, values, part];
-  // every one is looked up here unless `looked` is false (read before, nothing there).
+  // A gathered job as the API queues it: `requests` are [cache key, claim key, values, part].
   type Request = [string, string, number[], object];
-  const gather = async (id: string, requests: Request[], looked = true) => {
+  const gather = async (id: string, requests: Request[]) => {
     const data = {
       model: 'm',
       rows: requests.length,
@@ -124,24 +123,24 @@ describe('fast-lane scripts', () => {
         ? undefined
         : requests.map((r) => r[0]),
       claimMs: 30_000,
-      read: looked
-        ? requests.flatMap(([cache, claim]) => (cache === claim ? [claim] : [cache, claim]))
-        : [],
-      looked,
     });
   };
 
-  it('queues a lone lookup with its claim, unless it is cached or carried by another part', async () => {
+  it('queues a lone request with its claim, unless it is cached or carried by another part', async () => {
     fresh();
     const cache = `${k.queueKey}cache-x`;
     const claim = `${k.queueKey}claim-x`;
     const alone = (id: string) => gather(id, [[cache, claim, [1, 2], { rows: 1 }]]);
-    expect(await alone('l1')).toEqual({ read: [null, null], queued: true });
+    // What the script read once the claim was set: its own claim, so it needs the job.
+    expect(await alone('l1')).toEqual({ read: [{ entry: '', claim: 'l1-p0' }], queued: true });
     expect(await redis.get(claim)).toBe('l1-p0');
     expect(await redis.pttl(claim)).toBeGreaterThan(20_000);
-    expect(await alone('l2')).toEqual({ read: [null, 'l1-p0'], queued: false });
+    expect(await alone('l2')).toEqual({ read: [{ entry: '', claim: 'l1-p0' }], queued: false });
     await redis.set(cache, '{"cached":true}');
-    expect(await alone('l3')).toEqual({ read: ['{"cached":true}', 'l1-p0'], queued: false });
+    expect(await alone('l3')).toEqual({
+      read: [{ entry: '{"cached":true}', claim: 'l1-p0' }],
+      queued: false,
+    });
     expect(await redis.llen(k.fast)).toBe(1);
     expect(await redis.exists(`${k.queueKey}l2`, `${k.queueKey}l3`)).toBe(0);
     expect(await redis.get(claim)).toBe('l1-p0');
@@ -153,7 +152,7 @@ describe('fast-lane scripts', () => {
       ['l6', '-p1'],
     ]) {
       await redis.set(claim, garbage!);
-      expect(await alone(id!)).toEqual({ read: [null, garbage], queued: true });
+      expect(await alone(id!)).toEqual({ read: [{ entry: '', claim: garbage }], queued: true });
     }
     expect(await redis.llen(k.fast)).toBe(4);
   });
@@ -168,7 +167,11 @@ describe('fast-lane scripts', () => {
       [key('hit'), key('hit'), [3, 4], { rows: 1, requestId: 'b' }],
       [key('carried'), key('carried'), [5, 6], { rows: 1, requestId: 'c' }],
     ]);
-    expect(read).toEqual([null, '{"cached":2}', 'other-p7']);
+    expect(read).toEqual([
+      { entry: 's1-p0', claim: 's1-p0' },
+      { entry: '{"cached":2}', claim: '{"cached":2}' },
+      { entry: 'other-p7', claim: 'other-p7' },
+    ]);
     expect(queued).toBe(true);
     // A claim where nothing was; the entry and the other part's claim left as they were.
     expect(await redis.mget(key('new'), key('hit'), key('carried'))).toEqual([
@@ -190,7 +193,7 @@ describe('fast-lane scripts', () => {
     expect(JSON.parse(parseFastElement(element ?? '')?.data ?? '')).toEqual(data);
   });
 
-  it('queues nothing when every request looked up is answered without the job', async () => {
+  it('queues nothing when every request is answered without the job', async () => {
     fresh();
     const key = (name: string) => `${k.queueKey}${name}`;
     await redis.set(key('cache-a'), '{"a":1}');
@@ -200,28 +203,18 @@ describe('fast-lane scripts', () => {
         [key('cache-a'), key('claim-a'), [1], { rows: 1 }],
         [key('cache-b'), key('claim-b'), [2], { rows: 1 }],
       ]),
-    ).toEqual({ read: ['{"a":1}', null, null, 'x-p0'], queued: false });
+    ).toEqual({
+      read: [
+        { entry: '{"a":1}', claim: 'n1-p0' },
+        { entry: '', claim: 'x-p0' },
+      ],
+      queued: false,
+    });
     expect(await redis.exists(key('n1'))).toBe(0);
     expect(await redis.llen(k.fast)).toBe(0);
     // The claim set beside the first request's cached entry named a job that never was: gone.
     expect(await redis.exists(key('claim-a'))).toBe(0);
-  });
-
-  it('always queues requests read beforehand, keeping claims found since (NX)', async () => {
-    fresh();
-    const key = (name: string) => `${k.queueKey}${name}`;
-    await redis.set(key('claim-read'), 'someone-p9');
-    const answer = await gather(
-      'g1',
-      [
-        [key('c1'), key('claim-new'), [1, 2], { rows: 1 }],
-        [key('c2'), key('claim-read'), [3], { rows: 1 }],
-      ],
-      false,
-    );
-    expect(answer).toEqual({ read: [], queued: true });
-    expect(await redis.mget(key('claim-new'), key('claim-read'))).toEqual(['g1-p0', 'someone-p9']);
-    expect(await redis.llen(k.fast)).toBe(1);
+    expect(await redis.get(key('claim-b'))).toBe('x-p0');
   });
 
   it('records an unclaimed job completed as BullMQ does, off its transit list', async () => {

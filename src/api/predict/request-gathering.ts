@@ -9,12 +9,12 @@ import {
   type PredictJobData,
   type PredictJobResult,
 } from '../../shared/jobs.js';
-import { fastLaneKeys, oneSlot, queueGathered } from '../../shared/fast-lane.js';
+import { fastLaneKeys, oneSlot, queueGathered, type GatheredRead } from '../../shared/fast-lane.js';
 import type { FastLanes } from '../jobs/fast-lanes.js';
 import type { Keys } from '../../shared/keys.js';
 import { shardOfHash, type ShardedQueue } from '../../shared/shards.js';
 import type { RedisClient } from '../../shared/redis.js';
-import { classify, lookupKeys, readLooked, type Looked } from './claims.js';
+import { readLooked, type Looked } from './claims.js';
 import { Gatherer } from './group-commit.js';
 import { newJobId, ownerTag, type Owner } from '../jobs/public-ids.js';
 import type { ResultHub, Wait } from '../jobs/results-hub.js';
@@ -251,21 +251,20 @@ export class OnlineGatherer {
     await this.deps.lanes.enqueue(this.deps.queue.forJob(jobId).toKey(''), jobId, data, opts);
   }
 
-  // On the fast lane, in one transaction (`queueGathered`): the cache entries and claims of the
-  // requests not read yet, every request's claim, and the job, queued unless each request read
-  // here was answered from the cache or is carried by another job. A request alone pays one
-  // round trip for all of it. Every request is a part of the job (part i is item i, as its claim
-  // says): one found in the cache meanwhile is computed again, which is rare while lookups ride
-  // here (most missed) and costs less than sorting the parts out in Lua.
+  // On the fast lane, in one round trip (`queueGathered`): every request's claim, then the job,
+  // queued unless each request turns out answered from the cache or carried by another job (read
+  // after the claims, so that what the script decided and what this reads agree). A request
+  // alone pays one round trip for lookup, claim and queueing. Every request is a part of the
+  // job (part i is item i, as its claim says): one answered meanwhile is computed again, which
+  // is rare while lookups ride here (most missed) and costs less than sorting parts out in Lua.
   private async gatherAndAdd(items: GatherItem[], shard: number): Promise<Placement[]> {
     const { redis, hub } = this.deps;
     const jobId = newJobId(shard);
     hub.expect(jobId);
-    // Before the transaction: the worker may answer before its reply is read.
+    // Before the round trip: the worker may answer before its reply is read.
     const waits = items.map((item) => (item.waitMs > 0 ? hub.wait(jobId, item.waitMs) : undefined));
-    const lookedUp = items.filter((item) => item.lookup);
     const { data, opts } = this.job(items);
-    let queued: { read: (string | null)[]; queued: boolean };
+    let queued: { read: GatheredRead[]; queued: boolean };
     try {
       queued = await queueGathered(redis, {
         lane: fastLaneKeys(this.deps.queue.forJob(jobId).toKey('')),
@@ -280,8 +279,6 @@ export class OnlineGatherer {
           ? undefined
           : items.map((item) => item.cacheKey ?? item.claimKey),
         claimMs: claimMsOf(items),
-        read: lookedUp.flatMap(lookupKeys),
-        looked: lookedUp.length === items.length,
       });
     } catch (err) {
       for (const w of waits) w?.cancel();
@@ -289,20 +286,19 @@ export class OnlineGatherer {
       await this.unclaim(items);
       throw err;
     }
-    const looks = classify(lookedUp, queued.read);
-    let next = 0;
     const placements = items.map((item, i): Placement | Promise<Placement> => {
-      const seen = item.lookup ? looks[next++] : undefined;
-      const carried = seen?.claim ? parsePartId(seen.claim) : undefined;
-      if (!seen?.entry && !carried) {
+      const { entry, claim } = queued.read[i] ?? { entry: '', claim: '' };
+      const hit = item.cacheKey !== undefined && isCacheEntry(entry) ? entry : undefined;
+      const carried = !hit && claim !== partId(jobId, i) ? parsePartId(claim) : undefined;
+      if (!hit && !carried) {
         if (queued.queued) return { jobId, index: i, coalesced: false, wait: waits[i] };
-        // Not queued, yet this request needs a job (cannot happen: the transaction's own read
-        // and ENQUEUE's check agree): it goes again, alone.
+        // Not queued, yet this request needs a job (cannot happen: ENQUEUE decided from the
+        // same read): it goes again, alone.
         waits[i]?.cancel();
         return this.place({ ...item, lookup: false, claim: null });
       }
       waits[i]?.cancel();
-      if (seen?.entry) return { jobId: '', index: 0, coalesced: false, hit: seen.entry };
+      if (hit) return { jobId: '', index: 0, coalesced: false, hit };
       // Another request carries this input already (one of its parts): follow that job.
       return this.follow({ ...carried!, coalesced: true }, item.waitMs);
     });
