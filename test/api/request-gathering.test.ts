@@ -8,7 +8,7 @@ import { createStack, type TestStack } from '../helpers/stack.js';
 
 /**
  * Requests whose cache entry and claim are read where their job is queued (`lookup`), through
- * a real API's gatherer, a real worker and Redis: on the fast lane (the GATHER script) and, with
+ * a real API's gatherer, a real worker and Redis: on the fast lane (claims, then ENQUEUE) and, with
  * the lane off, through one MGET before BullMQ's queue.
  */
 for (const lane of [true, false]) {

@@ -242,8 +242,8 @@ describe('on a real three-node Redis Cluster', () => {
     }
   });
 
-  it("on one shard, reads gathered requests' cache entries in the script that queues them", async () => {
-    // QUEUE_SHARDS=1 keeps every key under the prefix's tag: the lookups travel in GATHER.
+  it("on one shard, reads gathered requests' cache entries where their job is queued", async () => {
+    // QUEUE_SHARDS=1 keeps every key under the prefix's tag: the lookups travel with ENQUEUE.
     const env = {
       REDIS_CLUSTER_NODES: cluster.nodes.join(','),
       QUEUE_PREFIX: uniquePrefix('cluster1'),

@@ -37,13 +37,13 @@ export interface InputKeys {
 }
 
 /** The keys that hold an input's cache entry and claim, in the order `classify` reads them. */
-export function lookupKeys({ cacheKey, claimKey }: InputKeys): string[] {
+function lookupKeys({ cacheKey, claimKey }: InputKeys): string[] {
   if (cacheKey === undefined) return [claimKey];
   return claimKey === cacheKey ? [cacheKey] : [cacheKey, claimKey];
 }
 
 /** What each input's `lookupKeys`, read in one go (`read`, inputs in order), held. */
-export function classify(inputs: InputKeys[], read: readonly (string | null)[]): Looked[] {
+function classify(inputs: InputKeys[], read: readonly (string | null)[]): Looked[] {
   let at = 0;
   return inputs.map(({ cacheKey, claimKey }) => {
     const entry = cacheKey === undefined ? null : (read[at++] ?? null);

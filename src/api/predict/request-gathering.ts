@@ -39,8 +39,8 @@ export interface GatherItem {
    */
   claim?: string | null;
   /**
-   * The cache entry and the claim were not read: read them in the script that queues the
-   * request's job (see `canLookUp`).
+   * The cache entry and the claim were not read: read them where the request's job is queued
+   * (ENQUEUE, see `canLookUp`).
    */
   lookup?: boolean;
 }
@@ -70,8 +70,8 @@ export interface OnlineGathererDeps {
 }
 
 const MAX_PARTS = 128;
-const NOTHING: Looked = { entry: null, claim: null };
 const MAX_ROWS = 2048;
+const NOTHING: Looked = { entry: null, claim: null };
 
 /**
  * Puts concurrent online requests for the same model version into shared queue jobs (group
@@ -96,9 +96,9 @@ export class OnlineGatherer {
   }
 
   /**
-   * Whether a request's cache entry and claim can be read by the script that queues its job
-   * (GATHER) instead of by a command of its own first: fast lane on, the keys able to meet in
-   * one script, and most recent lookups missed (a hit then waits for its job's turn, and
+   * Whether a request's cache entry and claim can be read where its job is queued (ENQUEUE,
+   * after the claims) instead of by a command of its own first: fast lane on, the keys able to
+   * meet in one slot, and most recent lookups missed (a hit then waits for its job's turn, and
    * carries its rows to Redis for nothing).
    */
   canLookUp(item: Pick<GatherItem, 'hash'>): boolean {
