@@ -115,8 +115,8 @@ if width > 0 then
       answered = index ~= nil and #index <= 6
     end
     if not answered then needed = true end
-    out[#out + 1] = read[at] or ''
-    if width == 2 then out[#out + 1] = read[at + 1] or '' end
+    out[#out + 1] = entry or ''
+    if width == 2 then out[#out + 1] = claim or '' end
   end
   if not needed then
     out[1] = 0

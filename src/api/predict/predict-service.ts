@@ -59,6 +59,19 @@ function cachedId(deps: ApiDeps, owner: Owner, result: PredictJobResult): string
   );
 }
 
+/** A run answered by cache entry `entry` (its JSON), under the id `cachedId` gives it. */
+function cachedRun(
+  deps: ApiDeps,
+  owner: Owner,
+  entry: string,
+  cacheMs: number | undefined,
+): JobRun | Promise<JobRun> {
+  const result = JSON.parse(entry) as PredictJobResult;
+  const run = (id: string): JobRun => ({ status: 'completed', id, result, cached: true, cacheMs });
+  const named = cachedId(deps, owner, result);
+  return typeof named === 'string' ? run(named) : named.then(run);
+}
+
 function entryId(ids: PublicIds, owner: Owner, result: PredictJobResult): string {
   const part = parsePartId(result.jobId);
   const ref = part ? { jobId: part.jobId, part: part.index } : { jobId: result.jobId };
@@ -105,12 +118,7 @@ export async function runJob(deps: ApiDeps, spec: JobSpec, options: RunOptions):
     cacheMs = performance.now() - started;
     deps.metrics.cache(hit !== null);
     deps.gather.looked(hit !== null);
-    if (hit) {
-      const result = JSON.parse(hit) as PredictJobResult;
-      const named = cachedId(deps, owner, result);
-      const id = typeof named === 'string' ? named : await named;
-      return { status: 'completed', id, result, cached: true, cacheMs };
-    }
+    if (hit) return cachedRun(deps, owner, hit, cacheMs);
   }
   assertAccepting(deps, options.request);
   depth.check();
@@ -173,10 +181,7 @@ async function runGathered(
     deps.gather.looked(placed.hit !== undefined);
   }
   if (placed.hit !== undefined) {
-    const result = JSON.parse(placed.hit) as PredictJobResult;
-    const named = cachedId(deps, options.owner, result);
-    const id = typeof named === 'string' ? named : await named;
-    return { status: 'completed', id, result, cached: true, cacheMs: performance.now() - started };
+    return cachedRun(deps, options.owner, placed.hit, performance.now() - started);
   }
   if (placed.coalesced) deps.metrics.coalesced.inc();
   const ref = { jobId: placed.jobId, part: placed.index };
