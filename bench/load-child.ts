@@ -13,6 +13,8 @@ let counter = options.seed ?? Date.now() % 1_000_000_000;
 const uniqueBody = (width: number) => `{"features":[${uniqueRow(counter++, width).join(',')}]}`;
 
 function start(): void {
+  // The load generator's own CPU over its run: it shares the machine with what it measures.
+  const cpuAtStart = process.cpuUsage();
   // autocannon's histogram keeps whole milliseconds; each response's own time is exact.
   const latencies: number[] = [];
   const instance = autocannon(
@@ -41,6 +43,7 @@ function start(): void {
       process.stdout.write(
         JSON.stringify({
           reqPerSec: latencies.length / durationS,
+          cpuS: cpuTotalS(process.cpuUsage(cpuAtStart)),
           total: result.requests.total,
           ok: latencies.length,
           durationS,
@@ -60,6 +63,10 @@ function start(): void {
     if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
   });
   process.once('SIGTERM', () => instance.stop());
+}
+
+function cpuTotalS(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1e6;
 }
 
 let started = false;

@@ -258,12 +258,21 @@ function onlineTable(r: Report): string {
   return table([...head, ...perPrediction.map((h) => `${h} /pred`), 'errors'], rows);
 }
 
+/** A scenario's CPU per answer, `api / worker / load µs, idle n%` (`-` where not measured). */
+function cpuOf(m: Measured): string {
+  const c = m.cpu;
+  if (!c) return 'not measured';
+  const us = (v: number) => (Number.isFinite(v) ? String(round(v, 0)) : '-');
+  return `${us(c.apiUs)} / ${us(c.workerUs)} / ${us(c.loadUs)} µs, idle ${round(c.idleShare * 100, 0)}%`;
+}
+
 function figuresTable(r: Report): string {
   const batch = ok(r.batch);
   const rtt = ok(r.roundTrips);
   const w = ok(r.waiters);
   const miss1 = at(r.miss, 1);
   const miss64 = at(r.miss, 64);
+  const hit64 = at(r.hit, 64);
   const rows: Array<[string, string]> = [
     [
       'Server-Timing, sequential (median ms)',
@@ -272,6 +281,12 @@ function figuresTable(r: Report): string {
     [
       'Redis CPU of the idle deployment (counted in every figure above)',
       `${r2(r.redisIdleCpuMsPerS)} ms/s = ${r2((r.redisIdleCpuMsPerS * 1000) / (miss1?.reqPerSec ?? NaN))} µs per lone miss at its rate`,
+    ],
+    [
+      'CPU µs per answer @64: API / worker / load generator; machine idle',
+      [hit64 && `hit ${cpuOf(hit64)}`, miss64 && `miss ${cpuOf(miss64)}`]
+        .filter(Boolean)
+        .join('; '),
     ],
     ['lone miss: commands per prediction', miss1 ? topOf(miss1.redis) : ''],
     ['miss @64: commands per prediction', miss64 ? topOf(miss64.redis) : ''],
@@ -299,7 +314,7 @@ function figuresTable(r: Report): string {
     [
       'long-polls',
       w
-        ? `${w.answered}/${w.waiters} answered, ${w.completed} completed; after job end p50 ${r2(w.p50DelayMs)} / p99 ${r2(w.p99DelayMs)} / max ${r2(w.maxDelayMs)} ms; API RSS ${round(w.apiRssOpenMb, 0)} MB open, ${round(w.apiRssPeakMb, 0)} MB peak`
+        ? `${w.answered}/${w.waiters} answered, ${w.completed} completed; after job end p50 ${r2(w.p50DelayMs)} / p99 ${r2(w.p99DelayMs)} / max ${r2(w.maxDelayMs)} ms; API RSS ${round(w.apiRssOpenMb, 0)} MB open, ${round(w.apiRssPeakMb, 0)} MB peak; CPU per answer API ${round(w.apiCpuUsPerAnswer, 0)} µs, polling client ${round(w.clientCpuUsPerAnswer, 0)} µs (its event-loop delay p99 ${r2(w.clientLagP99Ms)} ms)`
         : failed(r.waiters),
     ],
     ['machine load average (1 min), start / end', `${r.loadAverage[0]} / ${r.loadAverage[1]}`],

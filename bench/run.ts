@@ -233,6 +233,7 @@ async function onlineOnly(procs: Processes, report: Report): Promise<number> {
     const bareUrl = await startBare(procs, redisUrl);
     const worker = startWorker(procs, env, nodeArgs);
     const api = await startApi(procs, env, nodeArgs);
+    b.pids = { api: api.child.pid, worker: worker.pid };
     await warmUp(api.url, b.rows, 50);
     await online(b, api.url, bareUrl, report);
     // SIGTERM lets both write their profiles.
@@ -243,7 +244,9 @@ async function onlineOnly(procs: Processes, report: Report): Promise<number> {
   }
   const line = (name: string, r: Measured) =>
     `${name.padEnd(10)} ${round(r.reqPerSec, 0)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms` +
-    `  Redis ${round(r.redis.cpuUs, 1)} µs ${round(r.redis.commands, 2)} cmds\n`;
+    `  Redis ${round(r.redis.cpuUs, 1)} µs ${round(r.redis.commands, 2)} cmds` +
+    `  CPU µs API ${round(r.cpu?.apiUs ?? NaN, 1)} worker ${round(r.cpu?.workerUs ?? NaN, 1)}` +
+    ` load ${round(r.cpu?.loadUs ?? NaN, 1)}  idle ${round((r.cpu?.idleShare ?? NaN) * 100, 0)}%\n`;
   const [hit1, hit64] = report.hit;
   const [miss1, miss64] = report.miss;
   process.stdout.write(
@@ -317,6 +320,7 @@ async function main(): Promise<number> {
     const bareUrl = await startBare(procs, redisUrl);
     const worker = startWorker(procs, env);
     const api = await startApi(procs, env);
+    b.pids = { api: api.child.pid, worker: worker.pid };
     await warmUp(api.url, b.rows, 50);
     log('idle: Redis CPU of the idle deployment');
     const idle = await redisSnapshot(admin);

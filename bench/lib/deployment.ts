@@ -94,6 +94,16 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** CPU time of the whole machine so far, seconds summed over its cores (Linux /proc/stat). */
+export async function machineCpu(): Promise<{ busyS: number; totalS: number }> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0] ?? '';
+  const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = ticks.reduce((a, b) => a + b, 0);
+  // idle and iowait
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  return { busyS: (total - idle) / 100, totalS: total / 100 };
+}
+
 /**
  * Waits until a process has used under 5% of a core for half a second (it has read and handled
  * what was sent to it), at least `minMs` and at most `maxMs`.

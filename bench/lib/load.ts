@@ -19,6 +19,8 @@ export interface LoadResult {
   non2xx: number;
   errors: number;
   timeouts: number;
+  /** CPU seconds the load generator itself used over the run. */
+  cpuS?: number;
   /** Every 2xx latency (ms, 0.001 precision), when `samples` was asked for. */
   samples?: number[];
 }

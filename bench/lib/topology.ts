@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { DelayProxy } from './delay-proxy.js';
 import {
+  cpuSeconds,
   inferqEnv,
   memoryMb,
   sleep,
@@ -137,6 +138,11 @@ export interface WaitersResult {
   outcomes: Record<string, number>;
   /** Seconds from the last poll sent to the worker's start (the API reading them all). */
   settleS: number;
+  /** CPU µs per answered poll from the worker's start to the last answer: API, polling client. */
+  apiCpuUsPerAnswer: number;
+  clientCpuUsPerAnswer: number;
+  /** p99 event-loop delay of the polling client while it waited (stamps answers late by it). */
+  clientLagP99Ms: number;
 }
 
 const WAITERS_CHILD = fileURLToPath(new URL('./waiters-child.ts', import.meta.url));
@@ -172,11 +178,17 @@ export async function waiters(
     await waitIdle(api.child.pid, 1000, 10_000);
     const settleS = (performance.now() - openedAt) / 1000;
     const apiRssOpenMb = (await memoryMb(api.child.pid)).rss;
+    const apiCpuAtStart = await cpuSeconds(api.child.pid!);
     const worker = startWorker(b.procs, env);
     try {
       await closed;
-      const result = JSON.parse(lines.pop() ?? '{}') as Partial<WaitersResult> & { error?: string };
+      const apiCpuS = (await cpuSeconds(api.child.pid!)) - apiCpuAtStart;
+      const result = JSON.parse(lines.pop() ?? '{}') as Partial<WaitersResult> & {
+        error?: string;
+        clientCpuS?: number;
+      };
       if (result.error) throw new Error(`waiters: ${result.error}`);
+      const perAnswer = (s: number) => (s * 1e6) / Math.max(result.answered ?? 0, 1);
       return {
         waiters: n,
         answered: result.answered ?? 0,
@@ -189,6 +201,9 @@ export async function waiters(
         firstError: result.firstError,
         outcomes: result.outcomes ?? {},
         settleS,
+        apiCpuUsPerAnswer: perAnswer(apiCpuS),
+        clientCpuUsPerAnswer: perAnswer(result.clientCpuS ?? NaN),
+        clientLagP99Ms: result.clientLagP99Ms ?? NaN,
       };
     } finally {
       await b.procs.stop(worker);

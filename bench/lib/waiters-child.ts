@@ -3,6 +3,7 @@
 // is sent, then prints one JSON summary line when every poll has been answered.
 // Usage: waiters-child.ts '{"apiUrl":...,"n":...,"seed":...}'
 import { request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { percentile } from './stats.js';
 import { uniqueRow } from './rows.js';
 
@@ -93,7 +94,14 @@ async function main(): Promise<void> {
     await Promise.all(group.map((p) => p.sent));
   }
   process.stdout.write(`{"open":${ids.length}}\n`);
+  // This process is timed too: an answer is stamped when its loop gets to it, so its own lag
+  // and CPU are part of every delay it reports.
+  const lag = monitorEventLoopDelay({ resolution: 5 });
+  lag.enable();
+  const cpuAtOpen = process.cpuUsage();
   const answers = await Promise.all(polls);
+  lag.disable();
+  const cpu = process.cpuUsage(cpuAtOpen);
   const delays = answers.flatMap((a) => (a.delayMs === undefined ? [] : [a.delayMs]));
   const errors = answers.filter((a) => a.error);
   const outcomes: Record<string, number> = {};
@@ -106,6 +114,8 @@ async function main(): Promise<void> {
       p50DelayMs: percentile(delays, 50),
       p99DelayMs: percentile(delays, 99),
       maxDelayMs: percentile(delays, 100),
+      clientLagP99Ms: lag.percentile(99) / 1e6,
+      clientCpuS: (cpu.user + cpu.system) / 1e6,
       firstError: errors[0]?.error,
       outcomes,
     }) + '\n',
