@@ -188,7 +188,8 @@ export async function startWorker({
         connection: redis,
         prefix,
         concurrency: perShard(config.WORKER_CONCURRENCY),
-        autorun: true,
+        // With the lane on, it runs once the lane's consumer has looked at `wait` (see below).
+        autorun: !config.ONLINE_FAST_LANE,
         name,
         ...lockOptions(config),
       },
@@ -233,6 +234,10 @@ export async function startWorker({
           locks,
           run: processor,
           onCompleted: (job) => onlineCompleted(job, { metrics, logger }),
+          backlogPeer: {
+            hold: () => void worker.pause(true),
+            release: () => void worker.resume(),
+          },
           logger,
           name,
         }),
@@ -242,6 +247,13 @@ export async function startWorker({
   // Both BullMQ connections up: the worker is consuming and counted by getWorkersCount (readiness).
   await Promise.all([...workers, ...chunkWorkers].map((w) => w.waitUntilReady()));
   await Promise.all(fastConsumers.map((c) => c.start()));
+  // Started after the lane's consumers took their first look at `wait`: a backlog found there
+  // holds BullMQ's worker back (FastConsumer.backlogPeer) before it takes any of it.
+  if (config.ONLINE_FAST_LANE) {
+    for (const worker of workers) {
+      worker.run().catch((err: unknown) => logger.warn({ err }, 'prediction worker stopped'));
+    }
+  }
   await ops.start();
   logger.info(
     { models: pool.keys(), concurrency: config.WORKER_CONCURRENCY, shards: mine },

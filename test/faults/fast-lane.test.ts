@@ -270,6 +270,48 @@ describe('a job waiting on the fast lane: its view, cancel and a paused queue', 
   }, 60_000);
 });
 
+describe('a backlog queued while no worker ran', () => {
+  const d = deployment('adopt');
+
+  async function submit(n: number, priority?: number): Promise<string> {
+    const res = await fetch(`${d.api.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'breast-cancer', features: row(n), priority }),
+    });
+    expect(res.status).toBe(202);
+    return ((await res.json()) as { id: string }).id;
+  }
+
+  it("runs BullMQ's waiting jobs the lane's way once a worker starts, and leaves it the rest", async () => {
+    const { api, client, env, workers, key } = d;
+    const plain = await Promise.all(Array.from({ length: 12 }, (_, i) => submit(800 + i)));
+    const urgent = await submit(850, 1);
+    const prefix = env.QUEUE_PREFIX ?? '';
+    const plainIds = await jobIdsOf(client, prefix, plain);
+    const [urgentId = ''] = await jobIdsOf(client, prefix, [urgent]);
+    // No worker consumed the lane: BullMQ's add queued them.
+    expect(await client.llen(key('wait'))).toBe(12);
+    expect(await client.zscore(key('prioritized'), urgentId)).not.toBeNull();
+    workers.push(await startWorkerProcess({ ...env, WORKER_NAME: 'backlog' }));
+    await eventually(async () => (await client.zcard(key('completed'))) === 13, 20_000);
+    for (const id of plainIds) expect(await client.hget(key(id), 'lane')).toBe('fast');
+    // A job with a priority is BullMQ's to order: it ran there.
+    expect(await client.hget(key(urgentId), 'lane')).toBeNull();
+    expect(await client.hget(key(urgentId), 'finishedOn')).not.toBeNull();
+    expect(await client.llen(key('wait'))).toBe(0);
+    for (const t of await client.keys(key('fast-transit:*'))) expect(await client.llen(t)).toBe(0);
+    for (const id of [...plain, urgent]) {
+      const view = (await (await fetch(`${api.url}/v1/jobs/${id}`)).json()) as {
+        status: string;
+        result?: unknown;
+      };
+      expect(view.status).toBe('completed');
+      expect(view.result).toBeDefined();
+    }
+  }, 60_000);
+});
+
 describe('workers that do not consume the fast lane (an older release, or ONLINE_FAST_LANE=false)', () => {
   const d = deployment('fastoff');
 

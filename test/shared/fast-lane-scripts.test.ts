@@ -1,6 +1,8 @@
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ADOPT,
   CLAIM,
   FINISH,
   HANDOFF,
@@ -319,5 +321,84 @@ describe('fast-lane scripts', () => {
     expect(await redis.zrange(k.completed, 0, -1)).toEqual(['t2', 't3']);
     expect(await redis.exists(`${k.queueKey}t1`)).toBe(0);
     expect(await redis.exists(`${k.queueKey}t3`)).toBe(1);
+  });
+
+  // Jobs BullMQ's add queued on `wait` (while no worker consumed the lane), as the API adds them.
+  async function bullmqQueue(): Promise<Queue> {
+    const queue = new Queue('predict', {
+      connection: redis,
+      prefix: k.queueKey.slice(0, -':predict:'.length),
+    });
+    await queue.waitUntilReady();
+    return queue;
+  }
+  const adopt = (consumer: string, most: number) =>
+    ADOPT.run(redis, [k.wait, k.fast, k.meta, k.transit(consumer)], [k.queueKey, most]) as Promise<
+      string[]
+    >;
+
+  it('adopts the jobs BullMQ queued on wait, oldest first, as lane jobs of the worker', async () => {
+    fresh();
+    const queue = await bullmqQueue();
+    try {
+      await queue.add('predict', { n: 1 }, { jobId: 'a1', timestamp: 1111 });
+      await queue.add('predict', { n: 2 }, { jobId: 'a2', timestamp: 2222 });
+      const [first, ...more] = await adopt('w', 1);
+      expect(more).toEqual([]);
+      expect(parseFastElement(first ?? '')).toEqual({
+        id: 'a1',
+        timestamp: 1111,
+        data: JSON.stringify({ n: 1 }),
+      });
+      expect(await redis.lrange(k.transit('w'), 0, -1)).toEqual([first]);
+      expect(await redis.lrange(k.wait, 0, -1)).toEqual(['a2']);
+      expect(await redis.hget(`${k.queueKey}a1`, 'lane')).toBe('fast');
+      // The rest of its way is any lane job's: finished from the transit list.
+      expect(await finish('a1', 'w', '', first ?? '')).toBe(1);
+      expect(await redis.zscore(k.completed, 'a1')).toBe('5000');
+      expect(await redis.llen(k.transit('w'))).toBe(0);
+      // Asked for more than are left: what is there.
+      expect((await adopt('w', 5)).map((e) => parseFastElement(e)?.id)).toEqual(['a2']);
+      expect(await redis.llen(k.wait)).toBe(0);
+      expect(await adopt('w', 5)).toEqual([]);
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it("leaves BullMQ's jobs to BullMQ: one it started, the lane's own, deduplicated; none while paused or while the lane holds jobs", async () => {
+    fresh();
+    const queue = await bullmqQueue();
+    try {
+      await queue.add('predict', { n: 1 }, { jobId: 'started' });
+      await queue.add('predict', { n: 2 }, { jobId: 'next' });
+      // Started once by BullMQ (a stalled job put back): stays at the head of wait, for BullMQ.
+      await redis.hset(`${k.queueKey}started`, 'ats', 1);
+      expect(await adopt('w', 5)).toEqual([]);
+      expect(await redis.lrange(k.wait, 0, -1)).toEqual(['next', 'started']);
+      // Handed back by the lane, or taken back from a dead worker: flagged, never adopted again.
+      await redis.hdel(`${k.queueKey}started`, 'ats');
+      await redis.hset(`${k.queueKey}started`, 'lane', 'fast');
+      expect(await adopt('w', 5)).toEqual([]);
+      await redis.lrem(k.wait, 0, 'started');
+      await queue.add('predict', { n: 3 }, { jobId: 'dedup', deduplication: { id: 'd1' } });
+      expect(await redis.hget(`${k.queueKey}dedup`, 'deid')).toBe('d1');
+      await redis.lrem(k.wait, 0, 'dedup');
+      await redis.rpush(k.wait, 'dedup');
+      expect(await adopt('w', 5)).toEqual([]);
+      await redis.lrem(k.wait, 0, 'dedup');
+      // A paused queue, then jobs on the lane itself: nothing taken, `next` stays.
+      await redis.hset(k.meta, 'paused', 1);
+      expect(await adopt('w', 5)).toEqual([]);
+      await redis.hdel(k.meta, 'paused');
+      await redis.lpush(k.fast, 'x|1|{}');
+      expect(await adopt('w', 5)).toEqual([]);
+      expect(await redis.lrange(k.wait, 0, -1)).toEqual(['next']);
+      await redis.del(k.fast);
+      expect((await adopt('w', 5)).map((e) => parseFastElement(e)?.id)).toEqual(['next']);
+      expect(await redis.llen(k.transit('w'))).toBe(1);
+    } finally {
+      await queue.close();
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
+  ADOPT,
   CLAIM,
   FINISH,
   HANDOFF,
@@ -52,6 +53,11 @@ export interface FastConsumerOptions {
   run: (job: FastJob, writer?: ResultWriter) => Promise<PredictJobResult>;
   /** Called once a job is recorded completed. */
   onCompleted?: (job: FastJob) => void;
+  /**
+   * BullMQ's own consumer of the queue, held back while this one takes `wait`'s backlog (ADOPT)
+   * and let go once it finds none: left running, it takes half the backlog the costly way.
+   */
+  backlogPeer?: { hold(): void; release(): void };
   logger: Logger;
   /** Consumer name prefix (the worker's name). */
   name: string;
@@ -84,6 +90,14 @@ export class FastConsumer {
   private broken = false;
   /** The queue is paused (Bull Board, Queue.pause): take nothing off the lane meanwhile. */
   private paused = false;
+  /**
+   * BullMQ's `wait` may hold jobs queued while no worker consumed the lane: take them (ADOPT)
+   * before blocking on the lane. Set at start, when the lane stayed empty a whole BLMOVE, and by
+   * the sweep when `wait` holds jobs.
+   */
+  private adopting = true;
+  /** Whether `backlogPeer` is held back (see adopt). */
+  private holding = false;
   private seq = 0;
   private finished = 0;
   private sweeper: NodeJS.Timeout | undefined;
@@ -104,6 +118,9 @@ export class FastConsumer {
     blocking.on('error', () => undefined);
     blocking.on('close', () => (this.broken = true));
     this.blocking = blocking;
+    // A backlog on `wait` (jobs queued while no worker consumed the lane) is found before the
+    // worker's BullMQ consumer starts, and held back from it (see backlogPeer).
+    if (!this.paused) await this.adopt();
     this.loop = this.consume(blocking);
     this.sweeper = setInterval(() => void this.sweep(), sweepMs);
     this.sweeper.unref();
@@ -124,6 +141,7 @@ export class FastConsumer {
         await new Promise((resolve) => setTimeout(resolve, 200));
         continue;
       }
+      if (this.adopting && (await this.adopt())) continue;
       let element: string | null = null;
       try {
         element = await blocking.blmove(
@@ -141,7 +159,41 @@ export class FastConsumer {
         continue;
       }
       if (element !== null) this.take(element);
+      else this.adopting = true;
     }
+  }
+
+  // Takes a job of BullMQ's `wait` that never met the lane (ADOPT); false when there was none
+  // (or the lane holds jobs of its own): BLMOVE then waits. One a call, as BLMOVE hands out the
+  // lane's: taking a free slot's worth at once ran jobs in bursts that ended together, and their
+  // answers queued in the API (10,000 long-polls: p99 after the job's end 86–119 ms against 19–30).
+  private async adopt(): Promise<boolean> {
+    const { redis, logger } = this.options;
+    const k = this.keys;
+    let elements: unknown;
+    try {
+      elements = await ADOPT.run(
+        redis,
+        [k.wait, k.fast, k.meta, k.transit(this.id)],
+        [k.queueKey, 1],
+      );
+    } catch (err) {
+      // Its reply may be lost with jobs moved to our transit list: recovery gives them back.
+      if (!this.stopped) this.broken = true;
+      logger.debug({ err }, 'fast lane: adopting waiting jobs failed');
+      elements = [];
+    }
+    const taken = Array.isArray(elements) ? (elements as string[]) : [];
+    if (taken.length === 0) this.adopting = false;
+    // BullMQ's consumer waits while the backlog goes the lane's way, and takes over what the
+    // lane leaves (a job it started before, one with deduplication) or cannot reach meanwhile.
+    if (taken.length > 0 !== this.holding) {
+      this.holding = taken.length > 0;
+      if (this.holding) this.options.backlogPeer?.hold();
+      else this.options.backlogPeer?.release();
+    }
+    for (const element of taken) this.take(element);
+    return taken.length > 0;
   }
 
   // Jobs BLMOVE moved to our transit list whose reply never came go to `wait`; run between two
@@ -297,11 +349,13 @@ export class FastConsumer {
       const { redis } = this.options;
       // Registered again each time: a sweep that took this consumer for dead (its alive key
       // lapsed in a long outage) dropped it, and a Redis that lost its data lost it too.
-      const [paused] = await Promise.all([
+      const [paused, , waiting] = await Promise.all([
         redis.hexists(this.keys.meta, 'paused'),
         redis.sadd(this.keys.consumers, this.id),
+        redis.llen(this.keys.wait),
       ]);
       this.paused = paused === 1;
+      if (waiting > 0) this.adopting = true;
       const moved = await this.reap();
       if (typeof moved === 'number' && moved > 0) {
         this.options.logger.warn({ moved }, 'fast lane: took back the jobs of a dead worker');
