@@ -177,6 +177,8 @@ export async function startWorker({
   const workers: Worker<PredictJobData, PredictJobResult>[] = [];
   const chunkWorkers: Worker<BatchChunkJobData, BatchChunkResult>[] = [];
   const fastConsumers: FastConsumer[] = [];
+  const backlogError = (err: unknown) =>
+    logger.warn({ err }, 'prediction worker: holding back for the lane failed');
   for (const shard of mine) {
     const prefix = prefixes[shard] ?? config.QUEUE_PREFIX;
     const predictKey = `${prefix}:${PREDICT_QUEUE}:`;
@@ -235,8 +237,8 @@ export async function startWorker({
           run: processor,
           onCompleted: (job) => onlineCompleted(job, { metrics, logger }),
           backlogPeer: {
-            hold: () => void worker.pause(true),
-            release: () => void worker.resume(),
+            hold: () => void worker.pause(true).catch((err: unknown) => backlogError(err)),
+            release: () => void worker.resume().catch((err: unknown) => backlogError(err)),
           },
           logger,
           name,
