@@ -259,9 +259,8 @@ function onlineTable(r: Report): string {
 }
 
 /** A scenario's CPU per answer, `api / worker / load µs, idle n%` (`-` where not measured). */
-function cpuOf(m: Measured): string {
+export function cpuOf(m: Measured): string {
   const c = m.cpu;
-  if (!c) return 'not measured';
   const us = (v: number) => (Number.isFinite(v) ? String(round(v, 0)) : '-');
   return `${us(c.apiUs)} / ${us(c.workerUs)} / ${us(c.loadUs)} µs, idle ${round(c.idleShare * 100, 0)}%`;
 }

@@ -21,6 +21,7 @@ import { replicas, roundTrips, waiters } from './lib/topology.js';
 import { cliBatch, type CliBatchScenario } from './batch-scenario.js';
 import {
   batchTargets,
+  cpuOf,
   formatBatchOnly,
   formatTable,
   judge,
@@ -245,8 +246,7 @@ async function onlineOnly(procs: Processes, report: Report): Promise<number> {
   const line = (name: string, r: Measured) =>
     `${name.padEnd(10)} ${round(r.reqPerSec, 0)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms` +
     `  Redis ${round(r.redis.cpuUs, 1)} µs ${round(r.redis.commands, 2)} cmds` +
-    `  CPU µs API ${round(r.cpu?.apiUs ?? NaN, 1)} worker ${round(r.cpu?.workerUs ?? NaN, 1)}` +
-    ` load ${round(r.cpu?.loadUs ?? NaN, 1)}  idle ${round((r.cpu?.idleShare ?? NaN) * 100, 0)}%\n`;
+    `  CPU API / worker / load ${cpuOf(r)}\n`;
   const [hit1, hit64] = report.hit;
   const [miss1, miss64] = report.miss;
   process.stdout.write(

@@ -63,7 +63,7 @@ export interface Measured {
    * CPU µs per 2xx answer of the API and worker (NaN where not measured: the bare route has
    * neither) and of the load generator, and the share of the machine's CPU left idle.
    */
-  cpu?: { apiUs: number; workerUs: number; loadUs: number; idleShare: number };
+  cpu: { apiUs: number; workerUs: number; loadUs: number; idleShare: number };
 }
 
 // Trailing work of the last answers (cache writes, job bookkeeping) still belongs to the run.
