@@ -1,4 +1,5 @@
 import { LuaScript } from './batch-scripts.js';
+import { sendTogether, type CommandSpec } from './corked.js';
 import type { RedisClient } from './redis.js';
 
 /*
@@ -181,19 +182,36 @@ export async function queueGathered(
   if (entries) job.claims.forEach((claim, i) => keys.push(entries[i]!, claim));
   else keys.push(...job.claims);
   const args = [job.id, job.name, job.data, job.opts, job.timestamp, entries ? 2 : 1];
-  const pipeline = redis.pipeline();
-  job.claims.forEach((key, i) => pipeline.set(key, `${job.id}-p${i}`, 'PX', job.claimMs, 'NX'));
-  pipeline.evalsha(ENQUEUE.sha, keys.length, ...keys, ...args);
-  const replies = (await pipeline.exec()) ?? [];
-  const [err, reply] = replies[replies.length - 1] ?? [new Error('no reply to ENQUEUE')];
-  // A server that lost its scripts (a restart): the claims are set, the script goes again.
-  if (err && !err.message.startsWith('NOSCRIPT')) throw err;
-  const out = (err ? await ENQUEUE.run(redis, keys, args) : reply) as (number | string)[];
+  const commands: CommandSpec[] = job.claims.map((key, i) => [
+    'set',
+    key,
+    `${job.id}-p${i}`,
+    'PX',
+    job.claimMs,
+    'NX',
+  ]);
+  commands.push(['evalsha', ENQUEUE.sha, keys.length, ...keys, ...args]);
+  let out: (number | string)[];
+  try {
+    out = (await lastOf(redis, commands)) as (number | string)[];
+  } catch (err) {
+    // A server that lost its scripts (a restart): the claims are set, the script goes again.
+    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+    out = (await ENQUEUE.run(redis, keys, args)) as (number | string)[];
+  }
   const read = job.claims.map((_, i): GatheredRead => {
     const entry = String(out[1 + (entries ? 2 * i : i)] ?? '');
     return { entry, claim: entries ? String(out[2 + 2 * i] ?? '') : entry };
   });
   return { read, queued: out[0] === 1 };
+}
+
+// Sends `commands` together and returns the last one's reply; the others' replies are not read
+// (a claim that failed only costs a twin request its coalescing).
+function lastOf(redis: RedisClient, commands: CommandSpec[]): Promise<unknown> {
+  const replies = sendTogether(redis, commands);
+  for (const reply of replies.slice(0, -1)) reply.catch(() => undefined);
+  return replies[replies.length - 1]!;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { ChainableCommander } from 'ioredis';
+import { sendTogether, type CommandSpec } from '../../shared/corked.js';
 import type { RedisClient } from '../../shared/redis.js';
 import { publishCommand } from '../../shared/replies.js';
 
@@ -51,10 +51,17 @@ export class HeldWrites implements ResultWriter {
     return Promise.resolve();
   }
 
-  /** Adds the held entries, then the reply, to `pipeline` (one server: PUBLISH). */
-  addTo(pipeline: ChainableCommander): void {
-    for (const e of this.entries) pipeline.set(e.key, e.value, 'EX', this.ttlS);
-    if (this.reply) pipeline.publish(this.reply.channel, this.reply.message);
+  /** The held entries' SETs, then the reply's PUBLISH (one server). */
+  commands(): CommandSpec[] {
+    const commands: CommandSpec[] = this.entries.map((e) => [
+      'set',
+      e.key,
+      e.value,
+      'EX',
+      this.ttlS,
+    ]);
+    if (this.reply) commands.push(['publish', this.reply.channel, this.reply.message]);
+    return commands;
   }
 }
 
@@ -109,21 +116,15 @@ export class CacheWriter implements ResultWriter {
     this.pending = [];
     this.scheduled = false;
     if (this.publish === 'spublish') return this.sendEach(writes);
-    const pipeline = this.redis.pipeline();
-    for (const w of writes) {
-      if (w.kind === 'set') pipeline.set(w.key, w.value, 'EX', this.ttlS);
-      else pipeline[this.publish](w.key, w.value);
-    }
-    pipeline.exec().then(
-      (results) => {
-        writes.forEach((w, i) => {
-          const err = results?.[i]?.[0];
-          if (err) w.reject(err);
-          else w.resolve();
-        });
-      },
-      (err: unknown) => writes.forEach((w) => w.reject(err)),
+    const replies = sendTogether(
+      this.redis,
+      writes.map((w): CommandSpec =>
+        w.kind === 'set' ? ['set', w.key, w.value, 'EX', this.ttlS] : ['publish', w.key, w.value],
+      ),
     );
+    writes.forEach((w, i) => {
+      replies[i]?.then(() => w.resolve(), w.reject);
+    });
   }
 
   // A Cluster pipeline must stay in one slot; separate commands still leave without waiting for

@@ -10,6 +10,7 @@ import {
   type FastElement,
   type FastLaneKeys,
 } from '../../shared/fast-lane.js';
+import { sendTogether } from '../../shared/corked.js';
 import type { PredictJobData, PredictJobResult } from '../../shared/jobs.js';
 import type { Logger } from '../../shared/logger.js';
 import type { RedisClient } from '../../shared/redis.js';
@@ -311,8 +312,9 @@ export class FastConsumer {
   }
 
   /**
-   * Sends a job's held cache entries and reply, then FINISH when given, in one pipeline: the
-   * waiter hears of the result before the job's bookkeeping. What FINISH answered, if it ran.
+   * Sends a job's held cache entries and reply, then FINISH when given, in one write (see
+   * sendTogether): the waiter hears of the result before the job's bookkeeping. What FINISH
+   * answered, if it ran.
    */
   private async finish(
     held: HeldWrites | undefined,
@@ -322,16 +324,27 @@ export class FastConsumer {
     if (!held || held.empty) {
       return script ? FINISH.run(redis, script.keys, script.args) : undefined;
     }
-    const pipeline = redis.pipeline();
-    held.addTo(pipeline);
-    if (script) pipeline.evalsha(FINISH.sha, script.keys.length, ...script.keys, ...script.args);
-    const replies = (await pipeline.exec()) ?? [];
-    if (!script) return undefined;
-    const [err, value] = replies[replies.length - 1] ?? [new Error('no reply to FINISH')];
-    if (!err) return value;
-    // A server that lost its scripts (a restart): the writes went, the script goes again.
-    if (err.message.startsWith('NOSCRIPT')) return FINISH.run(redis, script.keys, script.args);
-    throw err;
+    const commands = held.commands();
+    const writes = commands.length;
+    if (script) {
+      commands.push(['evalsha', FINISH.sha, script.keys.length, ...script.keys, ...script.args]);
+    }
+    const replies = sendTogether(redis, commands);
+    // A held write that failed costs a future cache hit, or the waiter one read of the job.
+    const written = Promise.all(replies.slice(0, writes).map((r) => r.catch(() => undefined)));
+    if (!script) {
+      await written;
+      return undefined;
+    }
+    try {
+      return await replies[writes];
+    } catch (err) {
+      // A server that lost its scripts (a restart): the writes went, the script goes again.
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+        return FINISH.run(redis, script.keys, script.args);
+      }
+      throw err;
+    }
   }
 
   // Runs REAP on this shard: dead consumers' transit lists, and `own` (this consumer's id, then
