@@ -36,11 +36,6 @@ export class HeldWrites implements ResultWriter {
     return this.ttlS > 0;
   }
 
-  /** Whether anything is held. */
-  get empty(): boolean {
-    return this.entries.length === 0 && !this.reply;
-  }
-
   write(key: string, value: string): Promise<void> {
     if (this.caching) this.entries.push({ key, value });
     return Promise.resolve();

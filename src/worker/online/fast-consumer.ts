@@ -321,14 +321,12 @@ export class FastConsumer {
     script?: { keys: string[]; args: (string | number)[] },
   ): Promise<unknown> {
     const { redis } = this.options;
-    if (!held || held.empty) {
-      return script ? FINISH.run(redis, script.keys, script.args) : undefined;
-    }
-    const commands = held.commands();
+    const commands = held?.commands() ?? [];
     const writes = commands.length;
     if (script) {
       commands.push(['evalsha', FINISH.sha, script.keys.length, ...script.keys, ...script.args]);
     }
+    if (commands.length === 0) return undefined;
     const replies = sendTogether(redis, commands);
     // A held write that failed costs a future cache hit, or the waiter one read of the job.
     const written = Promise.all(replies.slice(0, writes).map((r) => r.catch(() => undefined)));
