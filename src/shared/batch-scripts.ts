@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { CommandSpec } from './corked.js';
 import type { RedisClient } from './redis.js';
 
 /**
@@ -22,10 +23,37 @@ export class LuaScript {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      if (!isNoScript(err)) throw err;
       return redis.eval(this.lua, keys.length, ...keys, ...args);
     }
   }
+
+  /** The script's EVALSHA, to send with other commands (sendTogether; see `replyOf`). */
+  command(keys: string[], args: (string | number)[]): CommandSpec {
+    return ['evalsha', this.sha, keys.length, ...keys, ...args];
+  }
+
+  /**
+   * What `command`, sent with others, answered; if the server had lost its scripts (a restart),
+   * what the script answers run again (the commands before it went).
+   */
+  async replyOf(
+    sent: Promise<unknown>,
+    redis: RedisClient,
+    keys: string[],
+    args: (string | number)[],
+  ): Promise<unknown> {
+    try {
+      return await sent;
+    } catch (err) {
+      if (!isNoScript(err)) throw err;
+      return this.run(redis, keys, args);
+    }
+  }
+}
+
+function isNoScript(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('NOSCRIPT');
 }
 
 // The batch record is one hash. Its `status` is 'uploading' while the rows still arrive (chunks

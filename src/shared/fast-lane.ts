@@ -190,28 +190,18 @@ export async function queueGathered(
     job.claimMs,
     'NX',
   ]);
-  commands.push(['evalsha', ENQUEUE.sha, keys.length, ...keys, ...args]);
-  let out: (number | string)[];
-  try {
-    out = (await lastOf(redis, commands)) as (number | string)[];
-  } catch (err) {
-    // A server that lost its scripts (a restart): the claims are set, the script goes again.
-    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-    out = (await ENQUEUE.run(redis, keys, args)) as (number | string)[];
-  }
+  commands.push(ENQUEUE.command(keys, args));
+  const replies = sendTogether(redis, commands);
+  // The claims' own replies are not read: a claim that failed only costs a twin its coalescing.
+  for (const reply of replies.slice(0, -1)) reply.catch(() => undefined);
+  const out = (await ENQUEUE.replyOf(replies[replies.length - 1]!, redis, keys, args)) as (
+    number | string
+  )[];
   const read = job.claims.map((_, i): GatheredRead => {
     const entry = String(out[1 + (entries ? 2 * i : i)] ?? '');
     return { entry, claim: entries ? String(out[2 + 2 * i] ?? '') : entry };
   });
   return { read, queued: out[0] === 1 };
-}
-
-// Sends `commands` together and returns the last one's reply; the others' replies are not read
-// (a claim that failed only costs a twin request its coalescing).
-function lastOf(redis: RedisClient, commands: CommandSpec[]): Promise<unknown> {
-  const replies = sendTogether(redis, commands);
-  for (const reply of replies.slice(0, -1)) reply.catch(() => undefined);
-  return replies[replies.length - 1]!;
 }
 
 /**

@@ -323,9 +323,7 @@ export class FastConsumer {
     const { redis } = this.options;
     const commands = held?.commands() ?? [];
     const writes = commands.length;
-    if (script) {
-      commands.push(['evalsha', FINISH.sha, script.keys.length, ...script.keys, ...script.args]);
-    }
+    if (script) commands.push(FINISH.command(script.keys, script.args));
     if (commands.length === 0) return undefined;
     const replies = sendTogether(redis, commands);
     // A held write that failed costs a future cache hit, or the waiter one read of the job.
@@ -334,15 +332,7 @@ export class FastConsumer {
       await written;
       return undefined;
     }
-    try {
-      return await replies[writes];
-    } catch (err) {
-      // A server that lost its scripts (a restart): the writes went, the script goes again.
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
-        return FINISH.run(redis, script.keys, script.args);
-      }
-      throw err;
-    }
+    return FINISH.replyOf(replies[writes]!, redis, script.keys, script.args);
   }
 
   // Runs REAP on this shard: dead consumers' transit lists, and `own` (this consumer's id, then
