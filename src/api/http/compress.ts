@@ -33,7 +33,7 @@ async function compressAfter(
 ): Promise<void> {
   await next();
   // A small answer of respondJson (a prediction) is left as it is, unopened.
-  const json = respondedJson(c.res);
+  const json = respondedJson(c);
   if (json !== undefined && Buffer.byteLength(json) < thresholdBytes) return;
   const type = c.res.headers.get('content-type') ?? '';
   // c.json() sets no Content-Length, which hides the size from the threshold: measure it.

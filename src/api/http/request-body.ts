@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context } from 'hono';
 import { ApiError } from '../../shared/errors.js';
 import { headerOf, incomingOf } from './node-request.js';
 import { keepForDrain } from './unread-body.js';
@@ -20,12 +20,9 @@ function tooLarge(maxBytes: number, setting = 'MAX_BODY_BYTES'): ApiError {
 }
 
 /** Refuses a body whose Content-Length is over `maxBytes` (named `setting`) at once, unread. */
-export function limitDeclared(maxBytes: number, setting: string): MiddlewareHandler {
-  return async (c, next) => {
-    const declared = declaredLength(c);
-    if (declared !== undefined && declared > maxBytes) throw tooLarge(maxBytes, setting);
-    await next();
-  };
+export function limitDeclared(c: Context, maxBytes: number, setting: string): void {
+  const declared = declaredLength(c);
+  if (declared !== undefined && declared > maxBytes) throw tooLarge(maxBytes, setting);
 }
 
 // Pulls the body through a byte count: past `maxBytes` the reader is released, not cancelled
@@ -63,15 +60,12 @@ function limitStream(c: Context, maxBytes: number): void {
   keepForDrain(c.req.raw, source);
 }
 
-/** Refuses bodies over `maxBytes` with 413 while reading, never buffering more than that. */
-export function limitBody(maxBytes: number): MiddlewareHandler {
-  return (c, next) => {
-    const declared = declaredLength(c);
-    if (declared !== undefined && declared > maxBytes) throw tooLarge(maxBytes);
-    // Node's parser stops a declared body at its length; any other is counted while read.
-    if (declared === undefined || !incomingOf(c)) limitStream(c, maxBytes);
-    return next();
-  };
+/** Refuses a body over `maxBytes` with 413 while reading, never buffering more than that. */
+export function limitBody(c: Context, maxBytes: number): void {
+  const declared = declaredLength(c);
+  if (declared !== undefined && declared > maxBytes) throw tooLarge(maxBytes);
+  // Node's parser stops a declared body at its length; any other is counted while read.
+  if (declared === undefined || !incomingOf(c)) limitStream(c, maxBytes);
 }
 
 function readIncoming(incoming: IncomingMessage): Promise<string> {

@@ -23,6 +23,12 @@ export interface Frame {
   readonly timings: string[];
   /** Set once the answer carries the frame's headers (`respondJson`). */
   headed: boolean;
+  /**
+   * The answer respondJson made and its body text, so that compression can judge its size
+   * without opening it (@hono/node-server would then build a full web Response for it).
+   */
+  json: Response | undefined;
+  jsonText: string | undefined;
 }
 
 /** A client's X-Request-Id is kept when short and made of word characters, `-` and `=`. */
@@ -55,13 +61,10 @@ function serverTiming(frame: Frame): string {
   return frame.timings.length ? `${frame.timings.join(',')},${total}` : total;
 }
 
-// The body text of each answer made by respondJson, so that compression can judge its size
-// without opening the response (@hono/node-server then builds a full web Response for it).
-const jsonBodies = new WeakMap<Response, string>();
-
-/** The body of an answer made by respondJson, if `res` is one. */
-export function respondedJson(res: Response): string | undefined {
-  return jsonBodies.get(res);
+/** The body text of the request's answer, if respondJson made it. */
+export function respondedJson(c: Context): string | undefined {
+  const frame = c.get('frame') as Frame | undefined;
+  return frame?.json !== undefined && frame.json === c.res ? frame.jsonText : undefined;
 }
 
 /**
@@ -76,15 +79,14 @@ export function respondJson(
 ): Response {
   const frame = c.get('frame');
   const headers: Record<string, string> = { ...extra, 'content-type': 'application/json' };
-  if (frame) {
-    headers['server-timing'] = serverTiming(frame);
-    headers['x-request-id'] = frame.id;
-    frame.headed = true;
-  }
   const text = JSON.stringify(body);
-  const res = new Response(text, { status, headers });
-  jsonBodies.set(res, text);
-  return res;
+  if (!frame) return new Response(text, { status, headers });
+  headers['server-timing'] = serverTiming(frame);
+  headers['x-request-id'] = frame.id;
+  frame.headed = true;
+  frame.json = new Response(text, { status, headers });
+  frame.jsonText = text;
+  return frame.json;
 }
 
 /**
@@ -98,7 +100,14 @@ export function requestFrame(deps: ApiDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const asked = headerOf(c, 'x-request-id');
     const id = asked && asked.length <= ID_MAX && !ID_UNSAFE.test(asked) ? asked : randomUUID();
-    const frame: Frame = { id, started: performance.now(), timings: [], headed: false };
+    const frame: Frame = {
+      id,
+      started: performance.now(),
+      timings: [],
+      headed: false,
+      json: undefined,
+      jsonText: undefined,
+    };
     c.set('requestId', id);
     c.set('frame', frame);
     await next();

@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context } from 'hono';
 import { ApiError } from '../../shared/errors.js';
 import type { AppEnv } from '../deps.js';
 
@@ -10,18 +10,15 @@ const HEALTH_PATH = /^\/(v2\/)?health\//;
  * `Retry-After: 1`; the server closes its connection after the answer (ShutdownGate).
  */
 export function refuseWhileShuttingDown(
+  c: Context<AppEnv>,
   isShuttingDown: (request: Request) => boolean,
-): MiddlewareHandler<AppEnv> {
-  // Not async: one middleware frame fewer on every request (it only looks and passes on).
-  return (c, next) => {
-    if (isShuttingDown(c.req.raw) && !HEALTH_PATH.test(c.req.path)) {
-      throw new ApiError(
-        'unavailable',
-        'The server is shutting down; retry on a new connection.',
-        undefined,
-        1,
-      );
-    }
-    return next();
-  };
+): void {
+  if (isShuttingDown(c.req.raw) && !HEALTH_PATH.test(c.req.path)) {
+    throw new ApiError(
+      'unavailable',
+      'The server is shutting down; retry on a new connection.',
+      undefined,
+      1,
+    );
+  }
 }

@@ -11,9 +11,10 @@ type Fetch = (req: Request, env: HttpBindings | Http2Bindings) => Response | Pro
  * a reset (Node's `server.close()` drops idle keep-alive sockets at once).
  */
 export class ShutdownGate {
-  // Requests that arrived before the signal. Not an AsyncLocalStorage: that turns on promise hooks
-  // for every promise of the process, a few percent of the API's CPU on every request.
-  private readonly admitted = new WeakSet<Request>();
+  // Requests that arrived after the signal: every other one was admitted. Marking the late ones
+  // costs nothing until shutdown (a WeakSet entry per request is GC work on every cache hit).
+  // Not an AsyncLocalStorage: that turns on promise hooks for every promise of the process.
+  private readonly late = new WeakSet<Request>();
   private readonly sockets = new Set<Socket>();
   private closing = false;
 
@@ -22,7 +23,7 @@ export class ShutdownGate {
    * the Hono context); without a request, true once shutdown began.
    */
   readonly isShuttingDown = (request?: Request): boolean =>
-    this.closing && !(request !== undefined && this.admitted.has(request));
+    this.closing && (request === undefined || this.late.has(request));
 
   /** Shutdown begins: requests that arrive from now on are refused. */
   begin(): void {
@@ -30,12 +31,13 @@ export class ShutdownGate {
   }
 
   /**
-   * Wraps the app's fetch to mark requests that arrive while the gate is open. Their answers
-   * close the connection once shutdown began: `requestFrame` sets that header.
+   * Wraps the app's fetch to mark requests that arrive once shutdown began (refused by
+   * `refuseWhileShuttingDown`). Answers to the others close the connection once shutdown began:
+   * `requestFrame` sets that header.
    */
   wrap(fetch: Fetch): Fetch {
     return (req, env) => {
-      if (!this.closing) this.admitted.add(req);
+      if (this.closing) this.late.add(req);
       return fetch(req, env);
     };
   }

@@ -18,6 +18,7 @@ const DURATION_BUCKETS = [
 ];
 
 type HttpLabel = 'method' | 'route' | 'status';
+type Child = Histogram.Internal<HttpLabel>;
 
 /** The API's Prometheus metrics, on a registry of its own (several apps may share a process). */
 export class ApiMetrics {
@@ -32,18 +33,28 @@ export class ApiMetrics {
   constructor(queue: JobCounter, logger: Logger) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    this.httpRequests = new Counter({
-      name: 'inferq_http_requests_total',
-      help: 'HTTP requests answered, by method, matched route pattern and status.',
-      labelNames: ['method', 'route', 'status'],
-      registers,
-    });
-    this.httpDuration = new Histogram({
+    const httpDuration = new Histogram({
       name: 'inferq_http_request_duration_seconds',
       help: 'Time from receiving a request to its response headers, seconds.',
       labelNames: ['method', 'route', 'status'],
       buckets: DURATION_BUCKETS,
       registers,
+    });
+    this.httpDuration = httpDuration;
+    // The request count is the histogram's own count per label set, read at scrape time: one
+    // prom-client update per request instead of two (each hashes and checks its labels).
+    this.httpRequests = new Counter({
+      name: 'inferq_http_requests_total',
+      help: 'HTTP requests answered, by method, matched route pattern and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+      async collect() {
+        this.reset();
+        const { values } = await httpDuration.get();
+        for (const { metricName, labels, value } of values) {
+          if (metricName === 'inferq_http_request_duration_seconds_count') this.inc(labels, value);
+        }
+      },
     });
     this.cacheRequests = new Counter({
       name: 'inferq_cache_requests_total',
@@ -107,28 +118,24 @@ export class ApiMetrics {
     if (Number.isFinite(queueMs)) this.jobWait.observe(Math.max(0, queueMs) / 1000);
   }
 
-  // Label sets seen so far, each with its counter and histogram children: prom-client hashes a
-  // label object on every call, which a cache hit would pay twice.
-  private readonly httpChildren = new Map<
-    string,
-    { count: Counter.Internal; duration: Histogram.Internal<HttpLabel> }
-  >();
+  // Label sets seen so far, by route, method and status, each with its histogram child: the
+  // label object is built once, and no key string per request.
+  private readonly httpChildren = new Map<string, Map<string, Map<number, Child>>>();
   private readonly cacheChildren = new Map<boolean, Counter.Internal>();
 
   /** Records one answered HTTP request: method, route pattern, status, seconds. */
   http(method: string, route: string, status: number, seconds: number): void {
-    const key = `${method} ${status} ${route}`;
-    let children = this.httpChildren.get(key);
-    if (!children) {
-      const labels = { method, route, status: String(status) };
-      children = {
-        count: this.httpRequests.labels(labels),
-        duration: this.httpDuration.labels(labels),
-      };
-      this.httpChildren.set(key, children);
+    let byMethod = this.httpChildren.get(route);
+    if (!byMethod) this.httpChildren.set(route, (byMethod = new Map<string, Map<number, Child>>()));
+    let byStatus = byMethod.get(method);
+    if (!byStatus) byMethod.set(method, (byStatus = new Map<number, Child>()));
+    let duration = byStatus.get(status);
+    if (!duration) {
+      duration = this.httpDuration.labels({ method, route, status: String(status) });
+      byStatus.set(status, duration);
     }
-    children.count.inc();
-    children.duration.observe(seconds);
+    // Also the request count: inferq_http_requests_total is read from it.
+    duration.observe(seconds);
   }
 
   /** Records one cache lookup. */
