@@ -29,6 +29,8 @@ export class ApiMetrics {
   readonly coalesced: Counter;
   readonly jobWait: Histogram;
   readonly rateLimited: Counter;
+  // Cache lookups so far (inferq_cache_requests_total).
+  private readonly looked = { hits: 0, misses: 0 };
 
   constructor(queue: JobCounter, logger: Logger) {
     const registers = [this.registry];
@@ -56,11 +58,19 @@ export class ApiMetrics {
         }
       },
     });
+    // Counted in two plain numbers and handed over at scrape time: a labelled inc hashes and
+    // checks its labels on every cache lookup.
+    const looked = this.looked;
     this.cacheRequests = new Counter({
       name: 'inferq_cache_requests_total',
       help: 'Result-cache lookups of online predictions, by result (hit or miss).',
       labelNames: ['result'],
       registers,
+      collect() {
+        this.reset();
+        this.inc({ result: 'hit' }, looked.hits);
+        this.inc({ result: 'miss' }, looked.misses);
+      },
     });
     this.coalesced = new Counter({
       name: 'inferq_coalesced_requests_total',
@@ -121,7 +131,6 @@ export class ApiMetrics {
   // Label sets seen so far, by route, method and status, each with its histogram child: the
   // label object is built once, and no key string per request.
   private readonly httpChildren = new Map<string, Map<string, Map<number, Child>>>();
-  private readonly cacheChildren = new Map<boolean, Counter.Internal>();
 
   /** Records one answered HTTP request: method, route pattern, status, seconds. */
   http(method: string, route: string, status: number, seconds: number): void {
@@ -140,11 +149,7 @@ export class ApiMetrics {
 
   /** Records one cache lookup. */
   cache(hit: boolean): void {
-    let child = this.cacheChildren.get(hit);
-    if (!child) {
-      child = this.cacheRequests.labels({ result: hit ? 'hit' : 'miss' });
-      this.cacheChildren.set(hit, child);
-    }
-    child.inc();
+    if (hit) this.looked.hits++;
+    else this.looked.misses++;
   }
 }
