@@ -70,6 +70,22 @@ describe('GET /metrics on the API', () => {
     expect(valueOf(after, 'inferq_queue_jobs', { state: 'completed' })).toBeGreaterThan(0);
   });
 
+  it('reports the same request counts to scrapes that run at once', async () => {
+    expect((await stack.post(PREDICT, { features: uniqueRow(91_003) })).status).toBe(200);
+    // The counts are handed to prom-client at scrape time: concurrent scrapes must not add up.
+    const [a, b, c] = await Promise.all([metrics(), metrics(), metrics()]);
+    const ok = { method: 'POST', route: PREDICT_ROUTE, status: '200' };
+    const count = valueOf(a, 'inferq_http_request_duration_seconds_count', ok);
+    expect(count).toBeGreaterThan(0);
+    for (const exposition of [a, b, c]) {
+      expect(valueOf(exposition, 'inferq_http_requests_total', ok)).toBe(count);
+      expect(valueOf(exposition, 'inferq_http_request_duration_seconds_count', ok)).toBe(count);
+    }
+    const hits = valueOf(a, 'inferq_cache_requests_total', { result: 'hit' });
+    expect(valueOf(b, 'inferq_cache_requests_total', { result: 'hit' })).toBe(hits);
+    expect(valueOf(c, 'inferq_cache_requests_total', { result: 'hit' })).toBe(hits);
+  });
+
   it('labels requests with the route pattern, never the raw path', async () => {
     await stack.request('/v1/jobs/a-job-that-does-not-exist');
     await stack.request('/no/such/route/at-all');

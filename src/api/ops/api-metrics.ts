@@ -18,7 +18,12 @@ const DURATION_BUCKETS = [
 ];
 
 type HttpLabel = 'method' | 'route' | 'status';
-type Child = Histogram.Internal<HttpLabel>;
+/** One label set of the HTTP metrics: its histogram child and its request count. */
+interface HttpSeries {
+  readonly labels: Record<HttpLabel, string>;
+  readonly duration: Histogram.Internal<HttpLabel>;
+  count: number;
+}
 
 /** The API's Prometheus metrics, on a registry of its own (several apps may share a process). */
 export class ApiMetrics {
@@ -43,19 +48,18 @@ export class ApiMetrics {
       registers,
     });
     this.httpDuration = httpDuration;
-    // The request count is the histogram's own count per label set, read at scrape time: one
-    // prom-client update per request instead of two (each hashes and checks its labels).
+    // The request count is kept beside each label set's histogram child and handed over at
+    // scrape time: one prom-client update per request instead of two (each hashes and checks
+    // its labels). Synchronous, so that two scrapes at once cannot interleave reset and inc.
+    const series = this.httpSeries;
     this.httpRequests = new Counter({
       name: 'inferq_http_requests_total',
       help: 'HTTP requests answered, by method, matched route pattern and status.',
       labelNames: ['method', 'route', 'status'],
       registers,
-      async collect() {
+      collect() {
         this.reset();
-        const { values } = await httpDuration.get();
-        for (const { metricName, labels, value } of values) {
-          if (metricName === 'inferq_http_request_duration_seconds_count') this.inc(labels, value);
-        }
+        for (const { labels, count } of series) this.inc(labels, count);
       },
     });
     // Counted in two plain numbers and handed over at scrape time: a labelled inc hashes and
@@ -128,23 +132,27 @@ export class ApiMetrics {
     if (Number.isFinite(queueMs)) this.jobWait.observe(Math.max(0, queueMs) / 1000);
   }
 
-  // Label sets seen so far, by route, method and status, each with its histogram child: the
-  // label object is built once, and no key string per request.
-  private readonly httpChildren = new Map<string, Map<string, Map<number, Child>>>();
+  // Label sets seen so far, by route, method and status: the label object is built once, and
+  // no key string per request.
+  private readonly httpByRoute = new Map<string, Map<string, Map<number, HttpSeries>>>();
+  private readonly httpSeries: HttpSeries[] = [];
 
   /** Records one answered HTTP request: method, route pattern, status, seconds. */
   http(method: string, route: string, status: number, seconds: number): void {
-    let byMethod = this.httpChildren.get(route);
-    if (!byMethod) this.httpChildren.set(route, (byMethod = new Map<string, Map<number, Child>>()));
+    let byMethod = this.httpByRoute.get(route);
+    if (!byMethod)
+      this.httpByRoute.set(route, (byMethod = new Map<string, Map<number, HttpSeries>>()));
     let byStatus = byMethod.get(method);
-    if (!byStatus) byMethod.set(method, (byStatus = new Map<number, Child>()));
-    let duration = byStatus.get(status);
-    if (!duration) {
-      duration = this.httpDuration.labels({ method, route, status: String(status) });
-      byStatus.set(status, duration);
+    if (!byStatus) byMethod.set(method, (byStatus = new Map<number, HttpSeries>()));
+    let series = byStatus.get(status);
+    if (!series) {
+      const labels = { method, route, status: String(status) };
+      series = { labels, duration: this.httpDuration.labels(labels), count: 0 };
+      byStatus.set(status, series);
+      this.httpSeries.push(series);
     }
-    // Also the request count: inferq_http_requests_total is read from it.
-    duration.observe(seconds);
+    series.count++;
+    series.duration.observe(seconds);
   }
 
   /** Records one cache lookup. */
