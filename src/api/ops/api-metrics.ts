@@ -40,14 +40,13 @@ export class ApiMetrics {
   constructor(queue: JobCounter, logger: Logger) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    const httpDuration = new Histogram({
+    this.httpDuration = new Histogram({
       name: 'inferq_http_request_duration_seconds',
       help: 'Time from receiving a request to its response headers, seconds.',
       labelNames: ['method', 'route', 'status'],
       buckets: DURATION_BUCKETS,
       registers,
     });
-    this.httpDuration = httpDuration;
     // The request count is kept beside each label set's histogram child and handed over at
     // scrape time: one prom-client update per request instead of two (each hashes and checks
     // its labels). Synchronous, so that two scrapes at once cannot interleave reset and inc.
