@@ -77,6 +77,7 @@ const idleShare = (r: Report, perSec: number | undefined) =>
 function latencyTargets(r: Report): Verdict[] {
   const [hit1, hit64, miss1, miss64] = [at(r.hit, 1), at(r.hit, 64), at(r.miss, 1), at(r.miss, 64)];
   const rps = (m: Measured | undefined) => round(m?.reqPerSec ?? NaN, 0);
+  const cpuUs = (us: number | undefined) => round(us ?? NaN, 0);
   return [
     verdict(
       'cache-miss p50 @1 - cache-hit p50 @1 (ms)',
@@ -98,7 +99,7 @@ function latencyTargets(r: Report): Verdict[] {
       (hit64?.reqPerSec ?? NaN) / r.bare.reqPerSec,
       '>=',
       0.7,
-      `${rps(hit64)} / ${rps(r.bare)} req/s`,
+      `${rps(hit64)} / ${rps(r.bare)} req/s; CPU a request ${cpuUs(hit64?.cpu.apiUs)} / ${cpuUs(r.bare.cpu.apiUs)} µs`,
     ),
   ];
 }
@@ -282,8 +283,12 @@ function figuresTable(r: Report): string {
       `${r2(r.redisIdleCpuMsPerS)} ms/s = ${r2((r.redisIdleCpuMsPerS * 1000) / (miss1?.reqPerSec ?? NaN))} µs per lone miss at its rate`,
     ],
     [
-      'CPU µs per answer @64: API / worker / load generator; machine idle',
-      [hit64 && `hit ${cpuOf(hit64)}`, miss64 && `miss ${cpuOf(miss64)}`]
+      'CPU µs per answer @64: server (API, or bare Hono) / worker / load generator; machine idle',
+      [
+        `bare Hono ${cpuOf(r.bare)}`,
+        hit64 && `hit ${cpuOf(hit64)}`,
+        miss64 && `miss ${cpuOf(miss64)}`,
+      ]
         .filter(Boolean)
         .join('; '),
     ],

@@ -57,7 +57,13 @@ const t0 = performance.now();
 const log = (msg: string) =>
   process.stderr.write(`[bench ${Math.round((performance.now() - t0) / 1000)}s] ${msg}\n`);
 
-async function startBare(procs: Processes, redisUrl: string): Promise<string> {
+/** The bare Hono route's server: its URL, and its pid (its CPU is measured like the API's). */
+interface BareServer {
+  url: string;
+  pid: number | undefined;
+}
+
+async function startBare(procs: Processes, redisUrl: string): Promise<BareServer> {
   const port = await freePort();
   const script = fileURLToPath(new URL('./bare-server.ts', import.meta.url));
   const child = procs.track(
@@ -69,7 +75,7 @@ async function startBare(procs: Processes, redisUrl: string): Promise<string> {
     createInterface({ input: child.stdout! }).once('line', () => resolve());
     child.once('exit', (code) => reject(new Error(`bare server exited ${code}`)));
   });
-  return `http://127.0.0.1:${port}/v1/models/breast-cancer/predict`;
+  return { url: `http://127.0.0.1:${port}/v1/models/breast-cancer/predict`, pid: child.pid };
 }
 
 async function attempt<T extends object>(
@@ -96,8 +102,8 @@ function source(): string {
 }
 
 /** Alternates bare, hit and miss runs so that drift on a shared machine hits them alike. */
-async function online(b: Bench, apiUrl: string, bareUrl: string, report: Report): Promise<void> {
-  const [bare, hit64, miss64, hit1, miss1]: [Run[], Run[], Run[], Run[], Run[]] = [
+async function online(b: Bench, apiUrl: string, bare: BareServer, report: Report): Promise<void> {
+  const [bareRuns, hit64, miss64, hit1, miss1]: [Run[], Run[], Run[], Run[], Run[]] = [
     [],
     [],
     [],
@@ -105,18 +111,18 @@ async function online(b: Bench, apiUrl: string, bareUrl: string, report: Report)
     [],
   ];
   log('online: warm-up of the bare route, hits and misses at 64 connections (not measured)');
-  await s.bareRoute(b, bareUrl, WARM_S);
+  await s.bareRoute(b, bare, WARM_S);
   await s.cacheHit(b, apiUrl, 64, WARM_S);
   await s.cacheMiss(b, apiUrl, 64, WARM_S);
   for (let round = 1; round <= ROUNDS; round++) {
     log(`online round ${round}/${ROUNDS}: bare @64, hit @64, miss @64, hit @1, miss @1`);
-    bare.push(await s.bareRoute(b, bareUrl, DURATION_S));
+    bareRuns.push(await s.bareRoute(b, bare, DURATION_S));
     hit64.push(await s.cacheHit(b, apiUrl, 64, DURATION_S));
     miss64.push(await s.cacheMiss(b, apiUrl, 64, DURATION_S));
     hit1.push(await s.cacheHit(b, apiUrl, 1, DURATION_S));
     miss1.push(await s.cacheMiss(b, apiUrl, 1, DURATION_S));
   }
-  report.bare = merge(64, bare);
+  report.bare = merge(64, bareRuns);
   report.hit = [merge(1, hit1), merge(64, hit64)];
   report.miss = [merge(1, miss1), merge(64, miss64)];
   if (!quick && !onlyOnline) {
@@ -231,12 +237,12 @@ async function onlineOnly(procs: Processes, report: Report): Promise<number> {
   try {
     const b: Bench = { redisUrl, admin, procs, rows: new RowNumbers() };
     const env = inferqEnv(redisUrl);
-    const bareUrl = await startBare(procs, redisUrl);
+    const bare = await startBare(procs, redisUrl);
     const worker = startWorker(procs, env, nodeArgs);
     const api = await startApi(procs, env, nodeArgs);
     b.pids = { api: api.child.pid, worker: worker.pid };
     await warmUp(api.url, b.rows, 50);
-    await online(b, api.url, bareUrl, report);
+    await online(b, api.url, bare, report);
     // SIGTERM lets both write their profiles.
     await procs.stop(api.child);
     await procs.stop(worker);
@@ -246,7 +252,7 @@ async function onlineOnly(procs: Processes, report: Report): Promise<number> {
   const line = (name: string, r: Measured) =>
     `${name.padEnd(10)} ${round(r.reqPerSec, 0)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms` +
     `  Redis ${round(r.redis.cpuUs, 1)} µs ${round(r.redis.commands, 2)} cmds` +
-    `  CPU API / worker / load ${cpuOf(r)}\n`;
+    `  CPU server / worker / load ${cpuOf(r)}\n`;
   const [hit1, hit64] = report.hit;
   const [miss1, miss64] = report.miss;
   process.stdout.write(
@@ -317,7 +323,7 @@ async function main(): Promise<number> {
     admin = new Redis(redisUrl);
     const b: Bench = { redisUrl, admin, procs, rows: new RowNumbers() };
     const env = inferqEnv(redisUrl);
-    const bareUrl = await startBare(procs, redisUrl);
+    const bare = await startBare(procs, redisUrl);
     const worker = startWorker(procs, env);
     const api = await startApi(procs, env);
     b.pids = { api: api.child.pid, worker: worker.pid };
@@ -326,7 +332,7 @@ async function main(): Promise<number> {
     const idle = await redisSnapshot(admin);
     await sleep(3000);
     report.redisIdleCpuMsPerS = costBetween(idle, await redisSnapshot(admin)).cpuUs / 3000;
-    await online(b, api.url, bareUrl, report);
+    await online(b, api.url, bare, report);
     report.batch = await attempt(`batch: ${BATCH_ROWS} rows`, () =>
       s.batchEndToEnd(b, api.url, ndjson, BATCH_ROWS),
     );

@@ -40,11 +40,21 @@ export function cacheMiss(
 }
 
 /** The bare route of bench/bare-server.ts: validation, hash and one GET of one cached input. */
-export function bareRoute(b: Bench, url: string, durationS: number): Promise<Run> {
+export function bareRoute(
+  b: Bench,
+  bare: { url: string; pid: number | undefined },
+  durationS: number,
+): Promise<Run> {
   const body = JSON.stringify({ features: HIT_ROW });
-  // Not inferq's processes: their CPU is not this route's.
-  const bare = { ...b, pids: undefined };
-  return measuredLoad(bare, { url, method: 'POST', connections: 64, durationS, body });
+  // The bare server's CPU takes the API's column (it is the server answering); no worker.
+  const measured = { ...b, pids: { api: bare.pid } };
+  return measuredLoad(measured, {
+    url: bare.url,
+    method: 'POST',
+    connections: 64,
+    durationS,
+    body,
+  });
 }
 
 /** Medians of Server-Timing over `n` sequential requests made by `body(i)`. */
