@@ -57,13 +57,7 @@ const t0 = performance.now();
 const log = (msg: string) =>
   process.stderr.write(`[bench ${Math.round((performance.now() - t0) / 1000)}s] ${msg}\n`);
 
-/** The bare Hono route's server: its URL, and its pid (its CPU is measured like the API's). */
-interface BareServer {
-  url: string;
-  pid: number | undefined;
-}
-
-async function startBare(procs: Processes, redisUrl: string): Promise<BareServer> {
+async function startBare(procs: Processes, redisUrl: string): Promise<s.BareServer> {
   const port = await freePort();
   const script = fileURLToPath(new URL('./bare-server.ts', import.meta.url));
   const child = procs.track(
@@ -102,7 +96,7 @@ function source(): string {
 }
 
 /** Alternates bare, hit and miss runs so that drift on a shared machine hits them alike. */
-async function online(b: Bench, apiUrl: string, bare: BareServer, report: Report): Promise<void> {
+async function online(b: Bench, apiUrl: string, bare: s.BareServer, report: Report): Promise<void> {
   const [bareRuns, hit64, miss64, hit1, miss1]: [Run[], Run[], Run[], Run[], Run[]] = [
     [],
     [],

@@ -39,12 +39,14 @@ export function cacheMiss(
   });
 }
 
+/** The server of bench/bare-server.ts: its route's URL, and its pid (its CPU is measured). */
+export interface BareServer {
+  url: string;
+  pid: number | undefined;
+}
+
 /** The bare route of bench/bare-server.ts: validation, hash and one GET of one cached input. */
-export function bareRoute(
-  b: Bench,
-  bare: { url: string; pid: number | undefined },
-  durationS: number,
-): Promise<Run> {
+export function bareRoute(b: Bench, bare: BareServer, durationS: number): Promise<Run> {
   const body = JSON.stringify({ features: HIT_ROW });
   // The bare server's CPU takes the API's column (it is the server answering); no worker.
   const measured = { ...b, pids: { api: bare.pid } };

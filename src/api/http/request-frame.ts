@@ -64,7 +64,7 @@ function serverTiming(frame: Frame): string {
 /** The body text of the request's answer, if respondJson made it. */
 export function respondedJson(c: Context): string | undefined {
   const frame = c.get('frame') as Frame | undefined;
-  return frame?.json !== undefined && frame.json === c.res ? frame.jsonText : undefined;
+  return frame && frame.json === c.res ? frame.jsonText : undefined;
 }
 
 /**
