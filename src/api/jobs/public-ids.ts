@@ -9,6 +9,7 @@ import {
 } from 'node:crypto';
 import type { Config } from '../../shared/config.js';
 import { ApiError } from '../../shared/errors.js';
+import { parsePartId } from '../../shared/jobs.js';
 import type { Keys } from '../../shared/keys.js';
 import type { Logger } from '../../shared/logger.js';
 import type { RedisClient } from '../../shared/redis.js';
@@ -84,11 +85,15 @@ export class PublicIds {
   constructor(private readonly secret: Buffer) {}
 
   /** The public id of part id `partOrJob` (`<job>-p<n>`, or a job id) for `owner`, remembered. */
-  encodeEntry(owner: Owner, partOrJob: string, ref: JobRef): string {
+  encodeEntry(owner: Owner, partOrJob: string): string {
     const key = `${owner}\0${partOrJob}`;
     let id = this.named.get(key);
     if (id === undefined) {
-      id = this.encode(owner, ref);
+      const part = parsePartId(partOrJob);
+      id = this.encode(
+        owner,
+        part ? { jobId: part.jobId, part: part.index } : { jobId: partOrJob },
+      );
       if (this.named.size >= NAMED_MAX) this.named.clear();
       this.named.set(key, id);
     }

@@ -2,7 +2,6 @@ import { ApiError, ERROR_CATALOGUE, type ErrorCode, type JobFailure } from '../.
 import { inputHash } from '../../shared/input-hash.js';
 import {
   isCacheEntry,
-  parsePartId,
   partResult,
   type PredictJobData,
   type PredictJobResult,
@@ -73,10 +72,8 @@ function cachedRun(
 }
 
 function entryId(ids: PublicIds, owner: Owner, result: PredictJobResult): string {
-  const part = parsePartId(result.jobId);
-  const ref = part ? { jobId: part.jobId, part: part.index } : { jobId: result.jobId };
   try {
-    return ids.encodeEntry(owner, result.jobId, ref);
+    return ids.encodeEntry(owner, result.jobId);
   } catch {
     return PublicIds.unrelated();
   }

@@ -91,12 +91,9 @@ const PredictVersionRoute = predictRoute(
 
 /**
  * A `?version=` or `X-Model-Version` that is not a version is the 422 that names it, even when
- * the other one chose a version that exists. Both are usually absent: nothing to parse then.
+ * the other one chose a version that exists.
  */
-function checkVersionInputs(c: Context<AppEnv>): void {
-  const query = c.req.query('version');
-  const header = headerOf(c, 'x-model-version');
-  if (query === undefined && header === undefined) return;
+function checkVersionInputs(query: string | undefined, header: string | undefined): void {
   const checked = VersionQuery.merge(VersionHeader).safeParse({
     version: query,
     'x-model-version': header,
@@ -115,12 +112,12 @@ export function predictRoutes(deps: ApiDeps): RouteApp {
   const app = routeApp();
   const { config, repository } = deps;
 
-  const askedVersion = (c: Context<AppEnv>, pathVersion?: string) =>
-    (pathVersion ?? c.req.query('version') ?? headerOf(c, 'x-model-version')) || undefined;
-
   async function predict(c: Context<AppEnv>, name: string, pathVersion?: string) {
-    const model = repository.resolve(name, askedVersion(c, pathVersion));
-    if (pathVersion === undefined) checkVersionInputs(c);
+    // The version in the path, else ?version= or X-Model-Version (usually neither is sent).
+    const query = pathVersion === undefined ? c.req.query('version') : undefined;
+    const header = pathVersion === undefined ? headerOf(c, 'x-model-version') : undefined;
+    const model = repository.resolve(name, (pathVersion ?? query ?? header) || undefined);
+    if (query !== undefined || header !== undefined) checkVersionInputs(query, header);
     const body = parseOrThrow(PredictRequestSchema, await readJson(c));
     const input = toInput(body, model.rowSize, config.MAX_INSTANCES);
     const prefs = parsePrefer(headerOf(c, 'prefer'));
