@@ -45,6 +45,34 @@ describe('Gatherer', () => {
     expect(sends).toEqual([[0], [1, 2, 3, 4]]);
   });
 
+  it('lets items read later in the turn that ended a send join the next send', async () => {
+    const sends: number[][] = [];
+    const gate = deferred<void>();
+    const g = new Gatherer<number, number>({
+      maxItems: 100,
+      maxRows: 100,
+      rowsOf: () => 1,
+      flush: async (_k, items) => {
+        sends.push(items);
+        if (sends.length === 1) await gate.promise;
+        return items;
+      },
+    });
+    const first = g.submit('m', 0);
+    const waiting = g.submit('m', 1);
+    // Two callbacks of one timers phase: the send's reply, then another socket's request.
+    // Microtasks run between them, so the reply's continuation must not send at once.
+    let late: Promise<number> | undefined;
+    setTimeout(() => gate.resolve(), 1);
+    setTimeout(() => {
+      late = g.submit('m', 2);
+    }, 1);
+    await first;
+    await new Promise((r) => setTimeout(r, 5));
+    await Promise.all([waiting, late]);
+    expect(sends).toEqual([[0], [1, 2]]);
+  });
+
   it('keeps keys apart and respects the row bound', async () => {
     const sends: Array<[string, number[]]> = [];
     const gate = deferred<void>();

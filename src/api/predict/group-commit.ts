@@ -19,6 +19,8 @@ interface Pending<T, R> {
 interface Lane<T, R> {
   waiting: Array<Pending<T, R>>;
   inFlight: number;
+  /** A send is due once this turn of the event loop has read what arrived (see `drainSoon`). */
+  due: boolean;
 }
 
 /**
@@ -40,9 +42,9 @@ export class Gatherer<T, R> {
   submit(key: string, item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       let lane = this.lanes.get(key);
-      if (!lane) this.lanes.set(key, (lane = { waiting: [], inFlight: 0 }));
+      if (!lane) this.lanes.set(key, (lane = { waiting: [], inFlight: 0, due: false }));
       lane.waiting.push({ item, resolve, reject });
-      if (lane.inFlight === 0) this.drain(key, lane);
+      if (lane.inFlight === 0 && !lane.due) this.drain(key, lane);
     });
   }
 
@@ -79,7 +81,21 @@ export class Gatherer<T, R> {
       )
       .finally(() => {
         lane.inFlight--;
-        this.drain(key, lane);
+        this.drainSoon(key, lane);
       });
+  }
+
+  /**
+   * The next send, once the requests that arrived beside the last send's reply were read too:
+   * the reply is one of many sockets the event loop serves in a turn, and sending right away
+   * would leave the requests read after it in this turn for one more send of their own.
+   */
+  private drainSoon(key: string, lane: Lane<T, R>): void {
+    if (lane.due) return;
+    lane.due = true;
+    setImmediate(() => {
+      lane.due = false;
+      this.drain(key, lane);
+    });
   }
 }
