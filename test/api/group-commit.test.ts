@@ -7,6 +7,23 @@ function deferred<T>() {
   return { promise, resolve };
 }
 
+/** A Gatherer whose first send stays in flight until `gate` opens; it answers `r<item>`. */
+function firstSendHeld() {
+  const sends: number[][] = [];
+  const gate = deferred<void>();
+  const g = new Gatherer<number, string>({
+    maxItems: 100,
+    maxRows: 100,
+    rowsOf: () => 1,
+    flush: async (_k, items) => {
+      sends.push(items);
+      if (sends.length === 1) await gate.promise;
+      return items.map((x) => `r${x}`);
+    },
+  });
+  return { sends, gate, g };
+}
+
 describe('Gatherer', () => {
   it('sends a lone item at once, without waiting for company', async () => {
     const sends: number[][] = [];
@@ -24,18 +41,7 @@ describe('Gatherer', () => {
   });
 
   it('groups the items that arrive while a send is in flight into the next send', async () => {
-    const sends: number[][] = [];
-    const gate = deferred<void>();
-    const g = new Gatherer<number, string>({
-      maxItems: 100,
-      maxRows: 100,
-      rowsOf: () => 1,
-      flush: async (_k, items) => {
-        sends.push(items);
-        if (sends.length === 1) await gate.promise;
-        return items.map((x) => `r${x}`);
-      },
-    });
+    const { sends, gate, g } = firstSendHeld();
     const first = g.submit('m', 0);
     const rest = [1, 2, 3, 4].map((x) => g.submit('m', x));
     expect(sends).toEqual([[0]]);
@@ -46,30 +52,19 @@ describe('Gatherer', () => {
   });
 
   it('lets items read later in the turn that ended a send join the next send', async () => {
-    const sends: number[][] = [];
-    const gate = deferred<void>();
-    const g = new Gatherer<number, number>({
-      maxItems: 100,
-      maxRows: 100,
-      rowsOf: () => 1,
-      flush: async (_k, items) => {
-        sends.push(items);
-        if (sends.length === 1) await gate.promise;
-        return items;
-      },
-    });
+    const { sends, gate, g } = firstSendHeld();
     const first = g.submit('m', 0);
     const waiting = g.submit('m', 1);
     // Two callbacks of one timers phase: the send's reply, then another socket's request.
     // Microtasks run between them, so the reply's continuation must not send at once.
-    let late: Promise<number> | undefined;
+    let late: Promise<string> | undefined;
     setTimeout(() => gate.resolve(), 1);
     setTimeout(() => {
       late = g.submit('m', 2);
     }, 1);
     await first;
     await new Promise((r) => setTimeout(r, 5));
-    await Promise.all([waiting, late]);
+    expect(await Promise.all([waiting, late])).toEqual(['r1', 'r2']);
     expect(sends).toEqual([[0], [1, 2]]);
   });
 

@@ -25,7 +25,8 @@ interface Lane<T, R> {
 
 /**
  * Group commit for queue writes: an item is sent at once when nothing is in flight for its key;
- * items that arrive while a send is in flight wait for it and then go together in one send.
+ * items that arrive while a send is in flight, or later in the event-loop turn that brings its
+ * reply, wait for it and then go together in one send.
  * A lone request pays no extra latency; under load, many requests share one queue job.
  */
 export class Gatherer<T, R> {
