@@ -92,7 +92,6 @@ export class Gatherer<T, R> {
    * would leave the requests read after it in this turn for one more send of their own.
    */
   private drainSoon(key: string, lane: Lane<T, R>): void {
-    if (lane.due) return;
     lane.due = true;
     setImmediate(() => {
       lane.due = false;
