@@ -21,11 +21,10 @@ export interface Frame {
   readonly started: number;
   /** Server-Timing entries added by the route (`addTiming`), in order. */
   readonly timings: string[];
-  /** Set once the answer carries the frame's headers (`respondJson`). */
-  headed: boolean;
   /**
-   * The answer respondJson made and its body text, so that compression can judge its size
-   * without opening it (@hono/node-server would then build a full web Response for it).
+   * The answer respondJson made (it carries the frame's headers already) and its body text, so
+   * that compression can judge its size without opening it (@hono/node-server would then build
+   * a full web Response for it).
    */
   json: Response | undefined;
   jsonText: string | undefined;
@@ -83,7 +82,6 @@ export function respondJson(
   if (!frame) return new Response(text, { status, headers });
   headers['server-timing'] = serverTiming(frame);
   headers['x-request-id'] = frame.id;
-  frame.headed = true;
   frame.json = new Response(text, { status, headers });
   frame.jsonText = text;
   return frame.json;
@@ -104,14 +102,13 @@ export function requestFrame(deps: ApiDeps): MiddlewareHandler<AppEnv> {
       id,
       started: performance.now(),
       timings: [],
-      headed: false,
       json: undefined,
       jsonText: undefined,
     };
     c.set('requestId', id);
     c.set('frame', frame);
     await next();
-    if (!frame.headed) {
+    if (frame.json === undefined) {
       c.res.headers.set('X-Request-Id', id);
       c.res.headers.append('Server-Timing', serverTiming(frame));
     }
